@@ -1,0 +1,18 @@
+//! The machine-dependent half of a context switch.
+//!
+//! Everything that knows a register name lives in `asm/<arch>/` (the instructions) and in
+//! the one module below that matches the target (the Rust side: the saved [`Context`],
+//! the layout of a new thread's first frame). The rest of the runtime sees three things:
+//!
+//! * [`Context`] — what a switched-out thread leaves behind (its stack pointer);
+//! * [`init_stack`] — lay out a fresh stack so that switching to it enters
+//!   `entry(arg)` through the entry trampoline;
+//! * [`switch`] — save the running thread into one `Context`, resume another.
+
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use x86_64::{Context, FRAME_SIZE, init_stack, switch};
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+compile_error!("preempt supports x86_64 Linux only");

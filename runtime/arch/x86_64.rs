@@ -1,0 +1,106 @@
+//! x86_64 (System V) context switch: Rust side of `asm/x86_64/switch.s`.
+//!
+//! A switched-out thread's callee-saved registers and floating-point control words
+//! sit on its own stack in the frame drawn in `switch.s`; its [`Context`] is just the
+//! stack pointer to that frame. The offsets below are the ones the assembly uses;
+//! [`init_stack`] writes a frame of the same shape so a new thread is resumed exactly
+//! like an old one.
+
+use core::arch::global_asm;
+
+global_asm!(include_str!("../../asm/x86_64/switch.s"), options(raw));
+
+unsafe extern "sysv64" {
+    fn preempt_switch(from: *mut Context, to: *const Context);
+    fn preempt_thread_entry();
+}
+
+/// A switched-out thread: the stack pointer of its saved frame.
+///
+/// Owned by whoever owns the thread (its task, or the carrier for the idle context);
+/// written only by [`switch`] on the way out, read only by [`switch`] on the way in.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct Context {
+    rsp: usize,
+}
+
+impl Context {
+    /// A context that has never run; valid only as the `from` of a switch.
+    pub(crate) const fn empty() -> Self {
+        Context { rsp: 0 }
+    }
+}
+
+// Offsets in the saved frame (see the diagram in switch.s), counted from Context.rsp.
+const FRAME_FPCW: usize = 0; // MXCSR at +0, x87 control word at +4
+const FRAME_R15: usize = 8;
+const FRAME_R14: usize = 16;
+const FRAME_R13: usize = 24;
+const FRAME_R12: usize = 32;
+const FRAME_RBX: usize = 40;
+const FRAME_RBP: usize = 48;
+const FRAME_RET: usize = 56;
+/// Bytes of the saved frame, return address included.
+pub(crate) const FRAME_SIZE: usize = 64;
+const _: () = assert!(FRAME_RET + 8 == FRAME_SIZE);
+const _: () = assert!(FRAME_R15 == FRAME_FPCW + 8 && FRAME_RBP == FRAME_RBX + 8);
+
+/// The ABI's initial MXCSR: all exceptions masked, round to nearest.
+const MXCSR_DEFAULT: u32 = 0x1f80;
+/// The ABI's initial x87 control word: all exceptions masked, 64-bit precision, nearest.
+const FPUCW_DEFAULT: u16 = 0x037f;
+
+/// Lays out the first frame of a new thread below `top` and returns its context.
+///
+/// Switching to the result enters `preempt_thread_entry`, which calls `entry(arg)` with
+/// the stack 16-byte aligned as the ABI requires at a call.
+///
+/// # Safety
+/// `top` must be 16-byte aligned and the `FRAME_SIZE + 8` bytes below it must be
+/// writable memory owned by the new thread's stack.
+pub(crate) unsafe fn init_stack(
+    top: *mut u8,
+    entry: unsafe extern "sysv64" fn(*mut u8) -> !,
+    arg: *mut u8,
+) -> Context {
+    debug_assert_eq!(top as usize % 16, 0);
+    // The return slot sits at top - 8, so that after `ret` pops it rsp == top, 16-aligned:
+    // the trampoline's `call` then gives `entry` the ABI's rsp % 16 == 8 at its first
+    // instruction. The frame is the 56 bytes below the return slot.
+    let frame = top.wrapping_sub(FRAME_SIZE);
+    // SAFETY: the caller guarantees the FRAME_SIZE bytes below `top` are ours; every
+    // write below is inside them and naturally aligned (frame is 16-aligned).
+    unsafe {
+        frame.add(FRAME_FPCW).cast::<u32>().write(MXCSR_DEFAULT);
+        frame.add(FRAME_FPCW + 4).cast::<u16>().write(FPUCW_DEFAULT);
+        frame.add(FRAME_FPCW + 6).cast::<u16>().write(0);
+        frame.add(FRAME_R15).cast::<usize>().write(0);
+        frame.add(FRAME_R14).cast::<usize>().write(0);
+        frame.add(FRAME_R13).cast::<usize>().write(0);
+        frame.add(FRAME_R12).cast::<usize>().write(arg as usize);
+        frame.add(FRAME_RBX).cast::<usize>().write(entry as usize);
+        frame.add(FRAME_RBP).cast::<usize>().write(0); // ends frame-pointer walks
+        frame
+            .add(FRAME_RET)
+            .cast::<usize>()
+            .write(preempt_thread_entry as *const () as usize);
+    }
+    Context {
+        rsp: frame as usize,
+    }
+}
+
+/// Saves the running thread into `from` and resumes the one saved in `to`.
+///
+/// # Safety
+/// `to` must hold a context saved by a previous `switch` or built by [`init_stack`],
+/// whose stack is still mapped and which nobody else resumes concurrently. `from` must
+/// stay valid until something switches back to it. The caller upholds the scheduler's
+/// invariant 1 (preemption disabled by exactly the scheduler's offset).
+#[inline]
+pub(crate) unsafe fn switch(from: *mut Context, to: *const Context) {
+    // SAFETY: forwarded from the caller; preempt_switch preserves every callee-saved
+    // register of the ABI, so to the compiler this is an ordinary call.
+    unsafe { preempt_switch(from, to) }
+}

@@ -1,0 +1,54 @@
+//! Preemptive stackful green threads for Linux.
+//!
+//! `preempt` runs many green threads — each with its own guarded stack, switched by
+//! hand-written assembly — on a carrier OS thread, scheduled by priority the way the
+//! Linux kernel schedules tasks, with the kernel's vocabulary: a per-CPU run queue,
+//! `preempt_count`, `might_sleep`, wake lists. The API mirrors `std::thread`, so code
+//! ports by changing imports:
+//!
+//! ```
+//! let rt = preempt::Runtime::builder().build()?;
+//! let answer: u32 = rt.block_on(|| {
+//!     let h = preempt::thread::Builder::new()
+//!         .name("worker".into())
+//!         .priority(preempt::Priority::new(50))
+//!         .spawn(|| 6 * 7)
+//!         .expect("spawn");
+//!     h.join().unwrap()
+//! });
+//! assert_eq!(answer, 42);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Preemption models (see [`Model`]): this version implements `Model::None`, in which
+//! threads switch only when they block, sleep, yield or exit. The timer interrupt that
+//! makes `Full` preemption possible builds on the `preempt_count` word already here.
+//!
+//! The architecture, invariants and plans are in the repository's `DESIGN.md`; each
+//! module's documentation says what it owns and which invariants it keeps.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs, missing_debug_implementations)]
+
+mod arch;
+mod debug;
+mod loom;
+mod preempt;
+mod rt;
+mod sched;
+mod stack;
+mod sys;
+mod task;
+pub mod thread;
+mod time;
+mod trace;
+
+pub use preempt::{
+    HARDIRQ_MASK, HARDIRQ_OFFSET, NEED_RESCHED, NMI_MASK, PREEMPT_MASK, PREEMPT_OFFSET,
+    PreemptGuard, SOFTIRQ_MASK, SOFTIRQ_OFFSET, count, disable, in_atomic, in_interrupt,
+    need_resched,
+};
+pub use rt::{Builder, MAX_TICK, MIN_TICK, Model, Runtime, Stats};
+pub use sched::Priority;
+pub use stack::{DEFAULT_STACK_SIZE, min_stack_size};
+pub use thread::spawn;

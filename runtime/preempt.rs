@@ -1,0 +1,173 @@
+//! `preempt_count`: the carrier's atomic-context word, laid out like the kernel's.
+//!
+//! Each carrier (an OS thread running green threads) has one `u32`, read and written
+//! only by that carrier (and, later, by its own signal handler interrupting it):
+//!
+//! ```text
+//!  31          24 23      20 19    16 15           8 7            0
+//! +--+-----------+----------+--------+--------------+--------------+
+//! |NR|  unused   |   NMI    | HARDIRQ|   SOFTIRQ    |   PREEMPT    |
+//! +--+-----------+----------+--------+--------------+--------------+
+//!  NR = NEED_RESCHED: the scheduler wants this carrier to switch at the next chance.
+//! ```
+//!
+//! * `PREEMPT` — nesting depth of [`disable()`]; the scheduler itself runs at depth 1
+//!   (`SCHED_OFFSET`), and a context switch happens only at exactly that depth (DESIGN.md
+//!   invariant 1).
+//! * `SOFTIRQ`, `HARDIRQ`, `NMI` — interrupt nesting, filled in by the timer interrupt.
+//! * `NEED_RESCHED` — set when a switch was wanted but the count was not zero; the
+//!   [`PreemptGuard`] drop that brings the count to zero performs it.
+//!
+//! The word is atomic context whenever anything but `NEED_RESCHED` is set: sleeping
+//! there is a bug ([`might_sleep`]).
+//!
+//! Invariant 8: the word is a `const`-initialised, `Drop`-free thread-local, accessed
+//! only through the non-inlined functions below, so that no TLS address is ever held in
+//! a register across a context switch (a green thread may, with SMP, resume on another
+//! carrier).
+
+use std::cell::Cell;
+use std::marker::PhantomData;
+
+/// Bits of the preemption-disable depth.
+pub const PREEMPT_MASK: u32 = 0x0000_00ff;
+/// Bits of the softirq nesting depth.
+pub const SOFTIRQ_MASK: u32 = 0x0000_ff00;
+/// Bits of the hardirq nesting depth.
+pub const HARDIRQ_MASK: u32 = 0x000f_0000;
+/// Bits of the NMI-like nesting depth.
+pub const NMI_MASK: u32 = 0x00f0_0000;
+/// The need-resched flag.
+pub const NEED_RESCHED: u32 = 0x8000_0000;
+
+/// One level of preemption-disable.
+pub const PREEMPT_OFFSET: u32 = 1 << PREEMPT_MASK.trailing_zeros();
+/// One level of softirq.
+pub const SOFTIRQ_OFFSET: u32 = 1 << SOFTIRQ_MASK.trailing_zeros();
+/// One level of hardirq.
+pub const HARDIRQ_OFFSET: u32 = 1 << HARDIRQ_MASK.trailing_zeros();
+/// The count at which the scheduler switches: its own single disable.
+pub(crate) const SCHED_OFFSET: u32 = PREEMPT_OFFSET;
+
+const _: () = assert!(PREEMPT_MASK & SOFTIRQ_MASK == 0 && SOFTIRQ_MASK & HARDIRQ_MASK == 0);
+const _: () = assert!(HARDIRQ_MASK & NMI_MASK == 0 && NMI_MASK & NEED_RESCHED == 0);
+
+thread_local! {
+    static PREEMPT_COUNT: Cell<u32> = const { Cell::new(0) };
+}
+
+/// The raw word, `NEED_RESCHED` included.
+#[inline(never)]
+pub(crate) fn raw() -> u32 {
+    PREEMPT_COUNT.with(Cell::get)
+}
+
+#[inline(never)]
+fn set_raw(v: u32) {
+    PREEMPT_COUNT.with(|c| c.set(v))
+}
+
+/// The preemption count of the calling carrier, without the `NEED_RESCHED` flag.
+///
+/// Zero means preemptible. Outside a runtime this is the calling OS thread's own count.
+pub fn count() -> u32 {
+    raw() & !NEED_RESCHED
+}
+
+/// Whether the caller is in atomic context: preemption disabled or inside an interrupt.
+///
+/// Blocking in atomic context is a bug the runtime reports (`might_sleep`).
+pub fn in_atomic() -> bool {
+    count() != 0
+}
+
+/// Whether the caller runs inside an interrupt (hardirq, softirq or NMI-like context).
+pub fn in_interrupt() -> bool {
+    count() & (SOFTIRQ_MASK | HARDIRQ_MASK | NMI_MASK) != 0
+}
+
+/// Whether the scheduler has asked this carrier to switch at the next chance.
+pub fn need_resched() -> bool {
+    raw() & NEED_RESCHED != 0
+}
+
+/// Raises the disable depth by one. Pair with [`enable_no_resched`] or a guard.
+#[inline]
+pub(crate) fn disable_raw() {
+    let v = raw();
+    debug_assert!(v & PREEMPT_MASK != PREEMPT_MASK, "preempt_count overflow");
+    set_raw(v + PREEMPT_OFFSET);
+}
+
+/// Lowers the disable depth by one without rescheduling.
+///
+/// # Panics
+/// On an unbalanced enable (depth already zero): that is a bug in the caller.
+#[inline]
+pub(crate) fn enable_no_resched() {
+    let v = raw();
+    if v & PREEMPT_MASK == 0 {
+        unbalanced_enable();
+    }
+    set_raw(v - PREEMPT_OFFSET);
+}
+
+#[cold]
+#[inline(never)]
+fn unbalanced_enable() -> ! {
+    panic!("preempt: unbalanced preempt_enable (preempt_count already 0)");
+}
+
+/// Clears `NEED_RESCHED` on the calling carrier (the scheduler does, as it switches).
+pub(crate) fn clear_need_resched() {
+    set_raw(raw() & !NEED_RESCHED);
+}
+
+/// Disables preemption on the calling carrier until the guard is dropped.
+///
+/// While any guard is alive the running green thread is not switched out by the timer
+/// interrupt, so per-CPU data (including the carrier's `thread_local!`s) can be touched
+/// safely. Guards nest. Blocking while one is alive is the `might_sleep` bug report.
+///
+/// ```
+/// let _g = preempt::disable();
+/// assert!(preempt::in_atomic());
+/// ```
+#[must_use = "preemption is enabled again as soon as the guard is dropped"]
+pub fn disable() -> PreemptGuard {
+    disable_raw();
+    PreemptGuard {
+        _not_send: PhantomData,
+    }
+}
+
+/// Re-enables preemption when dropped; see [`disable()`].
+///
+/// Not `Send`: the count belongs to the carrier that raised it.
+#[derive(Debug)]
+pub struct PreemptGuard {
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for PreemptGuard {
+    fn drop(&mut self) {
+        enable_no_resched();
+        if raw() == NEED_RESCHED {
+            crate::sched::preempt_schedule();
+        }
+    }
+}
+
+/// The kernel's `might_sleep()`: every call that may block starts here.
+///
+/// Sleeping in atomic context (preemption disabled, or inside an interrupt) would
+/// deadlock or corrupt per-CPU data; it is reported as
+/// `BUG: sleeping function called from invalid context at FILE:LINE` and then panics
+/// (or aborts inside an interrupt, where nothing may unwind).
+#[track_caller]
+#[inline]
+pub(crate) fn might_sleep() {
+    if raw() & !NEED_RESCHED != 0 {
+        crate::debug::sleeping_in_atomic(std::panic::Location::caller(), count());
+    }
+}

@@ -1,0 +1,352 @@
+//! `Runtime`: build it, run green threads in it, drop it.
+//!
+//! A runtime owns its CPUs: today one carrier OS thread that runs every green thread
+//! (`cpus(1)`). The thread that builds it is not a carrier: `block_on` hands its closure
+//! to the carrier as the green thread `main` and parks in the kernel until it returns,
+//! which is why that closure must be `Send + 'static`.
+//!
+//! One runtime may be live in a process at a time — the timer signal and the interval
+//! timer it will own are process-wide — but runtimes may follow each other (the model
+//! comparison builds one per model).
+
+use crate::debug;
+use crate::sched::{self, Config, Cpu};
+use crate::stack::DEFAULT_STACK_SIZE;
+use crate::thread::{self, JoinHandle};
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// The preemption model: when may the running green thread be switched out?
+///
+/// Mirrors the kernel's `CONFIG_PREEMPT_*` choices (and, like `PREEMPT_DYNAMIC`, is
+/// chosen when the runtime starts). This build implements [`Model::None`]; the others
+/// are named so code can be written against them, and `build()` refuses them with
+/// [`io::ErrorKind::Unsupported`] until the timer interrupt lands.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[non_exhaustive]
+pub enum Model {
+    /// `CONFIG_PREEMPT_NONE`: a thread runs until it blocks, sleeps, yields or exits. A
+    /// thread that computes without doing any of those keeps every other thread of its
+    /// CPU waiting. Highest throughput, unbounded latency.
+    #[default]
+    None,
+    /// `CONFIG_PREEMPT_VOLUNTARY`: also switch at `cond_resched()` points placed in the
+    /// runtime's blocking calls when a switch is due. (Not yet available.)
+    Voluntary,
+    /// `CONFIG_PREEMPT`: the timer interrupt preempts any thread outside atomic context.
+    /// (Not yet available.)
+    Full,
+    /// `CONFIG_PREEMPT_RT`: `Full`, plus sleeping spinlocks and threaded interrupts.
+    /// (Not yet available.)
+    Rt,
+}
+
+/// Configures and builds a [`Runtime`]. Created by [`Runtime::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct Builder {
+    model: Model,
+    tick: Duration,
+    cpus: usize,
+    stack_size: usize,
+    name: String,
+    shutdown_timeout: Duration,
+}
+
+/// The shortest tick the timer interrupt can keep on this class of machine.
+pub const MIN_TICK: Duration = Duration::from_micros(50);
+/// The longest tick accepted.
+pub const MAX_TICK: Duration = Duration::from_millis(100);
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            model: Model::None,
+            tick: Duration::from_millis(1),
+            cpus: 1,
+            stack_size: DEFAULT_STACK_SIZE,
+            name: "preempt".into(),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Builder {
+    /// The preemption model (default [`Model::None`]).
+    pub fn model(mut self, model: Model) -> Self {
+        self.model = model;
+        self
+    }
+
+    /// The period of the timer interrupt, [`MIN_TICK`]`..=`[`MAX_TICK`] (default 1 ms).
+    ///
+    /// Validated by `build`. `Model::None` takes no ticks.
+    pub fn tick(mut self, tick: Duration) -> Self {
+        self.tick = tick;
+        self
+    }
+
+    /// Number of CPUs (carrier OS threads). Only `1` is supported today.
+    pub fn cpus(mut self, n: usize) -> Self {
+        self.cpus = n;
+        self
+    }
+
+    /// Default stack size of green threads, rounded up to whole pages (default 64 KiB,
+    /// at least [`min_stack_size()`](crate::min_stack_size)).
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Prefix of the carrier threads' OS names (default `preempt`; `-cpu0` is appended).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// How long dropping the runtime waits for live green threads to finish before it
+    /// aborts the process (default 10 s). See [`Runtime`]'s drop behaviour.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Starts the runtime.
+    ///
+    /// # Errors
+    /// * `InvalidInput` — `cpus(0)`, a tick outside `MIN_TICK..=MAX_TICK`, a stack size
+    ///   below the minimum, a name containing a NUL byte;
+    /// * `Unsupported` — `cpus(n > 1)`, or a model other than `Model::None` (not yet
+    ///   implemented);
+    /// * `ResourceBusy` — another runtime is live in this process, or the caller is a
+    ///   green thread;
+    /// * any OS error from creating the carrier's eventfd, epoll instance or thread.
+    pub fn build(self) -> io::Result<Runtime> {
+        let invalid = |msg: String| Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
+        if self.cpus == 0 {
+            return invalid("a runtime needs at least one CPU (cpus(0) given)".into());
+        }
+        if self.cpus > 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("cpus({}): only one CPU is supported so far", self.cpus),
+            ));
+        }
+        if !(MIN_TICK..=MAX_TICK).contains(&self.tick) {
+            return invalid(format!(
+                "tick {:?} out of range: the timer interrupt takes periods from {:?} to {:?}",
+                self.tick, MIN_TICK, MAX_TICK
+            ));
+        }
+        let stack_size = thread::checked_stack_size(self.stack_size)?;
+        if self.name.contains('\0') {
+            return invalid(format!("runtime name {:?} contains a NUL byte", self.name));
+        }
+        if self.model != Model::None {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "Model::{:?} is not implemented yet: this build runs Model::None only",
+                    self.model
+                ),
+            ));
+        }
+        if sched::this_cpu().is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                "cannot build a runtime from inside a green thread",
+            ));
+        }
+        if LIVE.swap(true, Ordering::AcqRel) {
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                "a preempt runtime is already live in this process; drop it before building another",
+            ));
+        }
+        let live = LiveToken;
+        debug::overflow::install();
+        debug::panic::install_hook();
+        let cpu = Cpu::new(
+            0,
+            Config {
+                default_stack: stack_size,
+            },
+        )?;
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
+        let carrier_cpu = cpu.clone();
+        let carrier = std::thread::Builder::new()
+            .name(format!("{}-cpu0", self.name))
+            .spawn(move || {
+                sched::run_carrier(carrier_cpu);
+                let _ = done_tx.send(());
+            })?;
+        Ok(Runtime {
+            cpu,
+            carrier: Some(carrier),
+            done: std::sync::Mutex::new(done_rx),
+            shutdown_timeout: self.shutdown_timeout,
+            _live: live,
+        })
+    }
+}
+
+/// Set while a runtime is live.
+static LIVE: AtomicBool = AtomicBool::new(false);
+
+/// Clears `LIVE` when the runtime (or a failed build) is gone.
+struct LiveToken;
+impl Drop for LiveToken {
+    fn drop(&mut self) {
+        LIVE.store(false, Ordering::Release);
+    }
+}
+
+/// A preempt runtime: the carriers that run green threads.
+///
+/// # Dropping
+///
+/// Dropping a `Runtime` waits for every green thread to finish, detached ones included,
+/// for up to its [`shutdown_timeout`](Builder::shutdown_timeout). A stackful thread
+/// cannot be cancelled safely — its stack holds borrows and locks nobody else can
+/// release — so if threads are still alive when the timeout expires, the drop prints how
+/// many and **aborts the process** rather than free stacks that are still in use.
+#[derive(Debug)]
+pub struct Runtime {
+    cpu: Arc<Cpu>,
+    carrier: Option<std::thread::JoinHandle<()>>,
+    done: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+    shutdown_timeout: Duration,
+    _live: LiveToken,
+}
+
+impl std::fmt::Debug for LiveToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveToken")
+    }
+}
+
+impl std::fmt::Debug for Cpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cpu")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// A builder with the defaults: `Model::None`, 1 ms tick, one CPU, 64 KiB stacks.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Runs `f` as the green thread `main` and returns its result, blocking the calling
+    /// OS thread meanwhile.
+    ///
+    /// # Panics
+    /// If called from a green thread (that would block a carrier), or if spawning fails;
+    /// a panic inside `f` is resumed here.
+    #[track_caller]
+    pub fn block_on<T, F>(&self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        if sched::this_cpu().is_some() {
+            panic!(
+                "`Runtime::block_on` called from a green thread: that would block its \
+                 carrier; spawn a thread and join it instead"
+            );
+        }
+        let handle = thread::Builder::new()
+            .name("main".into())
+            .spawn_on(&self.cpu, f)
+            .unwrap_or_else(|e| panic!("failed to spawn the block_on thread: {e}"));
+        match handle.join() {
+            Ok(v) => v,
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
+    }
+
+    /// Spawns a green thread from outside the runtime (any OS thread).
+    ///
+    /// # Panics
+    /// If the thread cannot be created, like [`std::thread::spawn`]; use
+    /// [`thread::Builder::spawn_in`] to get the error instead.
+    pub fn spawn<T, F>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        thread::Builder::new()
+            .spawn_in(self, f)
+            .expect("failed to spawn green thread")
+    }
+
+    /// A snapshot of the scheduler's counters.
+    pub fn stats(&self) -> Stats {
+        let s = &self.cpu.stats;
+        let r = |c: &crate::loom::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        Stats {
+            switches_voluntary: r(&s.switches_voluntary),
+            switches_involuntary: r(&s.switches_involuntary),
+            spawned: r(&s.spawned),
+            exited: r(&s.exited),
+            wakeups_local: r(&s.wakeups_local),
+            wakeups_remote: r(&s.wakeups_remote),
+            idle_waits: r(&s.idle_waits),
+            live_threads: self.cpu.nr_live.load(Ordering::Acquire) as u64,
+        }
+    }
+
+    pub(crate) fn cpu(&self) -> &Arc<Cpu> {
+        &self.cpu
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.cpu.request_shutdown();
+        let done = self.done.get_mut().unwrap_or_else(|e| e.into_inner());
+        match done.recv_timeout(self.shutdown_timeout) {
+            Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                if let Some(c) = self.carrier.take() {
+                    let _ = c.join();
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let live = self.cpu.nr_live.load(Ordering::Acquire);
+                let msg = format!(
+                    "preempt: runtime dropped with {live} green thread(s) still running after \
+                     the {:?} shutdown timeout; green threads cannot be cancelled, aborting",
+                    self.shutdown_timeout
+                );
+                debug::fatal(&msg);
+            }
+        }
+    }
+}
+
+/// Scheduler counters, summed over the runtime's CPUs. See [`Runtime::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Switches because the running thread blocked, slept, yielded or exited.
+    pub switches_voluntary: u64,
+    /// Switches forced by preemption (always 0 under `Model::None`).
+    pub switches_involuntary: u64,
+    /// Green threads created.
+    pub spawned: u64,
+    /// Green threads finished.
+    pub exited: u64,
+    /// Wakeups made on the woken thread's own CPU (timers, local unparks).
+    pub wakeups_local: u64,
+    /// Wakeups that came from another OS thread through the wake list.
+    pub wakeups_remote: u64,
+    /// Times a CPU went idle (waited in epoll).
+    pub idle_waits: u64,
+    /// Green threads alive now.
+    pub live_threads: u64,
+}

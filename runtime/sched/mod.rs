@@ -1,0 +1,673 @@
+//! The scheduler: per-CPU run queues, `schedule()`, wakeups, and the carrier's idle loop.
+//!
+//! ## CPUs
+//!
+//! A [`Cpu`] is one carrier OS thread and everything it owns: its run queue, timers,
+//! stack pool, trace ring, and the saved context of its *idle loop* (the carrier's own
+//! stack, which runs whenever no green thread is runnable). Fields come in two kinds:
+//!
+//! * **shared** — the wake list, the idle flag, the doorbell eventfd, the shutdown flag,
+//!   statistics: atomics, touched by any thread;
+//! * **local** (`CpuLocal`) — touched only by the carrier itself with preemption
+//!   disabled (invariant 3). Access goes through [`Cpu::local`], and no reference into it
+//!   is ever held across a context switch.
+//!
+//! ## Switching (invariant 1)
+//!
+//! A context switch happens only in [`schedule`], entered with preemption disabled by
+//! exactly `SCHED_OFFSET`. The caller has set the current task's state: `RUNNING` to
+//! yield (it is re-queued behind its equals), `BLOCKED` to sleep (it stays off the queue
+//! until a waker's CAS makes it `RUNNING` and queues it), `DEAD` to exit. `schedule`
+//! pulls pending wakeups, picks the highest-priority runnable task (or the idle loop),
+//! and calls the assembly `switch`, which saves exactly the registers the ABI makes
+//! callee-saved. The resumed side runs [`finish_task_switch`], which releases the stack
+//! and the scheduler's reference of a task that just died: a thread cannot free the
+//! stack it is running on.
+//!
+//! Under `Model::None` nothing else switches: a thread runs until it blocks, sleeps,
+//! yields or exits.
+//!
+//! ## Wakeups (invariant 5)
+//!
+//! Sleeping is a two-step protocol, so no wakeup is lost:
+//!
+//! 1. the sleeper, preemption disabled, stores `BLOCKED` (SeqCst), **then** re-checks its
+//!    condition (a park token, a timer); if it already holds, it stores `RUNNING` and
+//!    returns; otherwise it calls `schedule`;
+//! 2. a waker makes the condition true (SeqCst), **then** CASes `BLOCKED → RUNNING`; the
+//!    one that succeeds owns the wakeup and queues the task.
+//!
+//! Either the sleeper sees the condition or the waker sees `BLOCKED`. A waker on the
+//! task's own CPU queues it directly; any other thread pushes it on the CPU's lock-free
+//! wake list (at most once: `wake_queued`) and rings the doorbell if the CPU is idle.
+//! The CPU drains the list in `schedule` and in the idle loop: for each entry it clears
+//! `wake_queued`, then queues the task if it is `RUNNING`, not current and not queued —
+//! an entry whose task has since blocked again is stale and dropped, and a waker racing
+//! with that check finds the flag clear and pushes anew.
+//!
+//! The doorbell: the CPU stores `idle = true` (SeqCst) and re-checks the wake list
+//! before it waits; a remote waker pushes (SeqCst) and then swaps `idle` to false,
+//! writing the eventfd if it was set. One of them sees the other.
+
+mod list;
+mod normal;
+mod prio;
+mod rq;
+mod waiter;
+pub(crate) mod wake_list;
+
+pub use prio::Priority;
+pub(crate) use waiter::Waiter;
+
+use crate::arch::{self, Context};
+use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::preempt::{self, SCHED_OFFSET};
+use crate::stack::{Stack, StackPool};
+use crate::task::{BLOCKED, DEAD, RUNNING, Task};
+use crate::time::TimerHeap;
+use crate::trace::{self, Event};
+use crate::{debug, sys};
+use rq::RunQueue;
+use std::cell::{Cell, UnsafeCell};
+use std::io;
+use std::os::fd::OwnedFd;
+use std::ptr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wake_list::WakeList;
+
+/// What a CPU needs to know about the runtime it belongs to. Immutable.
+pub(crate) struct Config {
+    pub(crate) default_stack: usize,
+}
+
+/// Scheduler statistics of one CPU. Written only by its carrier; read by anyone.
+#[derive(Default)]
+pub(crate) struct CpuStats {
+    pub(crate) switches_voluntary: AtomicU64,
+    pub(crate) switches_involuntary: AtomicU64,
+    pub(crate) spawned: AtomicU64,
+    pub(crate) exited: AtomicU64,
+    pub(crate) wakeups_local: AtomicU64,
+    pub(crate) wakeups_remote: AtomicU64,
+    pub(crate) idle_waits: AtomicU64,
+}
+
+/// Adds one to a counter that only the calling carrier writes (no RMW needed).
+#[inline]
+fn bump(c: &AtomicU64) {
+    c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+/// One CPU: a carrier thread and the state it schedules with.
+pub(crate) struct Cpu {
+    pub(crate) id: usize,
+    pub(crate) config: Config,
+    // ---- shared ----
+    wake_list: WakeList<Task>,
+    /// Set by the carrier just before it waits in epoll; see the doorbell protocol.
+    idle: AtomicBool,
+    doorbell: OwnedFd,
+    epoll: OwnedFd,
+    pub(crate) shutdown: AtomicBool,
+    /// Green threads spawned and not yet finished.
+    pub(crate) nr_live: AtomicUsize,
+    pub(crate) stats: CpuStats,
+    /// Zero of the CPU's nanosecond clock (timers are kept as offsets from it).
+    epoch: Instant,
+    // ---- local: the carrier only, preemption disabled ----
+    local: UnsafeCell<CpuLocal>,
+}
+
+// SAFETY: the shared fields are atomics or immutable; `local` is touched only by the
+// carrier thread with preemption disabled (module docs), which serialises it.
+unsafe impl Send for Cpu {}
+// SAFETY: as above.
+unsafe impl Sync for Cpu {}
+
+pub(crate) struct CpuLocal {
+    rq: RunQueue,
+    pub(crate) timers: TimerHeap,
+    /// The running task; null while the idle loop runs.
+    curr: *const Task,
+    /// The task switched away from, for `finish_task_switch`; null after idle.
+    prev: *const Task,
+    idle_ctx: Context,
+    stacks: StackPool,
+    trace: trace::Ring,
+}
+
+const DOORBELL_TOKEN: u64 = u64::MAX;
+
+thread_local! {
+    /// The CPU this OS thread carries, or null.
+    static THIS_CPU: Cell<*const Cpu> = const { Cell::new(ptr::null()) };
+}
+
+/// The CPU the calling OS thread carries, if it is a carrier.
+///
+/// Not inlined (invariant 8): the TLS address is looked up afresh on every call.
+#[inline(never)]
+pub(crate) fn this_cpu() -> Option<&'static Cpu> {
+    let p = THIS_CPU.with(Cell::get);
+    // SAFETY: THIS_CPU is set only by `run_carrier` for the duration of the carrier's
+    // run, during which it holds an Arc keeping the Cpu alive; everything that reads
+    // it runs on the carrier inside that window.
+    unsafe { p.as_ref() }
+}
+
+/// The green thread running on the calling carrier, if any.
+#[inline]
+pub(crate) fn current_task() -> Option<*const Task> {
+    let cpu = this_cpu()?;
+    // SAFETY: `curr` is written only by this carrier, which is the caller; reading a
+    // word it wrote on this same thread is race-free.
+    let t = unsafe { (*cpu.local.get()).curr };
+    (!t.is_null()).then_some(t)
+}
+
+/// The calling green thread as an owned reference.
+pub(crate) fn current_arc() -> Option<Arc<Task>> {
+    let t = current_task()?;
+    // SAFETY: the current task is alive (the scheduler holds a reference while it
+    // runs); this makes a new strong reference from its pointer.
+    unsafe {
+        Arc::increment_strong_count(t);
+        Some(Arc::from_raw(t))
+    }
+}
+
+/// Panics, tokio-style, when a runtime-only call is made outside a runtime.
+#[cold]
+#[track_caller]
+pub(crate) fn no_runtime(what: &str) -> ! {
+    panic!(
+        "`{what}` must be called from a preempt runtime (a green thread started by \
+         `Runtime::block_on` or `spawn`)"
+    )
+}
+
+/// The current green thread and its CPU, or the tokio-style panic.
+#[track_caller]
+pub(crate) fn current_or_panic(what: &str) -> (&'static Cpu, *const Task) {
+    match this_cpu().and_then(|c| current_task().map(|t| (c, t))) {
+        Some(x) => x,
+        None => no_runtime(what),
+    }
+}
+
+impl Cpu {
+    pub(crate) fn new(id: usize, config: Config) -> io::Result<Arc<Cpu>> {
+        let doorbell = sys::eventfd()?;
+        let epoll = sys::epoll_create()?;
+        sys::epoll_add_readable(&epoll, &doorbell, DOORBELL_TOKEN)?;
+        let stacks = StackPool::new(config.default_stack);
+        Ok(Arc::new(Cpu {
+            id,
+            config,
+            wake_list: WakeList::new(),
+            idle: AtomicBool::new(false),
+            doorbell,
+            epoll,
+            shutdown: AtomicBool::new(false),
+            nr_live: AtomicUsize::new(0),
+            stats: CpuStats::default(),
+            epoch: Instant::now(),
+            local: UnsafeCell::new(CpuLocal {
+                rq: RunQueue::new(),
+                timers: TimerHeap::new(),
+                curr: ptr::null(),
+                prev: ptr::null(),
+                idle_ctx: Context::empty(),
+                stacks,
+                trace: trace::Ring::new(trace::enabled()),
+            }),
+        }))
+    }
+
+    /// This CPU's local state.
+    ///
+    /// # Safety
+    /// The caller is this CPU's carrier with preemption disabled, and drops the
+    /// reference before anything else can take one (in particular before any switch).
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn local(&self) -> &mut CpuLocal {
+        debug_assert!(ptr::eq(THIS_CPU.with(Cell::get), self));
+        debug_assert!(preempt::count() != 0);
+        // SAFETY: forwarded from the caller.
+        unsafe { &mut *self.local.get() }
+    }
+
+    /// Nanoseconds since this CPU's epoch.
+    pub(crate) fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// `deadline` as nanoseconds since this CPU's epoch (0 if it is earlier).
+    pub(crate) fn instant_to_ns(&self, deadline: Instant) -> u64 {
+        deadline.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
+    /// Queues a task woken or spawned on this CPU.
+    ///
+    /// # Safety
+    /// Carrier of this CPU, preemption disabled; `t` belongs to this CPU and is alive.
+    unsafe fn activate(&self, l: &mut CpuLocal, t: *const Task) {
+        // SAFETY: per the contract.
+        unsafe {
+            if t == l.curr || (*t).se().on_rq {
+                return;
+            }
+            l.rq.enqueue(t);
+        }
+    }
+
+    /// Moves wakeups from the wake list and due timers onto the run queue.
+    ///
+    /// # Safety
+    /// Carrier of this CPU, preemption disabled.
+    unsafe fn pull_wakeups(&self, l: &mut CpuLocal) {
+        for t in self.wake_list.take_all() {
+            // Clear first, then look: a waker that CASes after our look finds the flag
+            // clear and pushes again (module docs).
+            t.wake_queued.store(false, Ordering::SeqCst);
+            if t.state.load(Ordering::SeqCst) == RUNNING {
+                // SAFETY: t is alive (we hold the entry's reference) and ours.
+                unsafe { self.activate(l, Arc::as_ptr(&t)) };
+                l.trace.record(self, Event::Wakeup(t.id.as_u64().get()));
+            }
+        }
+        if l.timers.is_empty() {
+            return;
+        }
+        let now = self.now_ns();
+        while let Some((task, token)) = l.timers.pop_expired(now) {
+            // SAFETY: the task is alive (the timer held a reference) and ours.
+            let current_token = unsafe { task.se().timer_token };
+            if token == current_token && wake_cas(&task) {
+                // SAFETY: as above.
+                unsafe { self.activate(l, Arc::as_ptr(&task)) };
+                bump(&self.stats.wakeups_local);
+                l.trace.record(self, Event::Wakeup(task.id.as_u64().get()));
+            }
+        }
+    }
+
+    /// Rings the doorbell if the carrier is (about to be) idle.
+    fn kick(&self) {
+        if self.idle.load(Ordering::SeqCst) && self.idle.swap(false, Ordering::SeqCst) {
+            sys::eventfd_signal(&self.doorbell);
+        }
+    }
+
+    /// Queues a task from a thread that is not this CPU's carrier.
+    fn wake_remote(&self, t: &Arc<Task>) {
+        if !t.wake_queued.swap(true, Ordering::SeqCst) {
+            self.wake_list.push(t.clone());
+        }
+        bump_shared(&self.stats.wakeups_remote);
+        self.kick();
+    }
+
+    /// Asks the carrier to finish once its last green thread has.
+    pub(crate) fn request_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        self.kick();
+    }
+}
+
+/// Adds one to a counter several threads may write.
+fn bump_shared(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The waker's half of the protocol: `BLOCKED → RUNNING`; true if this call owns the
+/// wakeup.
+fn wake_cas(t: &Task) -> bool {
+    t.state
+        .compare_exchange(BLOCKED, RUNNING, Ordering::SeqCst, Ordering::SeqCst)
+        .is_ok()
+}
+
+/// Wakes `t` if it is blocked. Callable from any thread.
+pub(crate) fn wake_up(t: &Arc<Task>) {
+    if !wake_cas(t) {
+        return;
+    }
+    match this_cpu() {
+        Some(cpu) if ptr::eq(cpu, &*t.cpu) => {
+            preempt::disable_raw();
+            // SAFETY: we are t's carrier with preemption disabled; t is alive.
+            unsafe {
+                let l = cpu.local();
+                cpu.activate(l, Arc::as_ptr(t));
+                l.trace.record(cpu, Event::Wakeup(t.id.as_u64().get()));
+            }
+            bump(&cpu.stats.wakeups_local);
+            preempt::enable_no_resched();
+        }
+        _ => t.cpu.wake_remote(t),
+    }
+}
+
+/// Switches to the next runnable task (or the idle loop).
+///
+/// # Safety
+/// Called by the current green thread of `cpu`, with preemption disabled by exactly
+/// `SCHED_OFFSET`, after setting its own state (module docs).
+pub(crate) unsafe fn schedule(cpu: &Cpu) {
+    debug_assert_eq!(preempt::count(), SCHED_OFFSET);
+    let (from, to) = {
+        // SAFETY: carrier, preemption disabled; `l` dies before the switch.
+        let l = unsafe { cpu.local() };
+        // SAFETY: as above.
+        unsafe { cpu.pull_wakeups(l) };
+        let prev = l.curr;
+        debug_assert!(!prev.is_null());
+        // SAFETY: prev is the running task: alive and ours.
+        let state = unsafe { (*prev).state.load(Ordering::SeqCst) };
+        if state == RUNNING {
+            // SAFETY: as above; the running task is never on the queue.
+            unsafe { l.rq.enqueue(prev) };
+        }
+        preempt::clear_need_resched();
+        // SAFETY: carrier, preemption disabled.
+        let next = unsafe { l.rq.pick_next() }.unwrap_or(ptr::null());
+        if next == prev {
+            return;
+        }
+        bump(&cpu.stats.switches_voluntary);
+        l.trace.record(
+            cpu,
+            Event::Switch {
+                prev: task_id(prev),
+                next: task_id(next),
+            },
+        );
+        l.prev = prev;
+        l.curr = next;
+        // SAFETY: prev and next are alive tasks of this CPU.
+        let from = unsafe { &raw mut (*prev).se().ctx };
+        let to = if next.is_null() {
+            &raw const l.idle_ctx
+        } else {
+            // SAFETY: as above.
+            unsafe { &raw const (*next).se().ctx }
+        };
+        (from, to)
+    };
+    // SAFETY: `to` was saved by a switch or built by init_stack and nobody else resumes
+    // it (it was just dequeued, or is the idle loop that only we switch to); `from` is
+    // the running task's own context, alive while it is. Invariant 1 holds per our
+    // contract.
+    unsafe { arch::switch(from, to) };
+    // SAFETY: we were just switched back to; carrier, preemption disabled.
+    unsafe { finish_task_switch(cpu) };
+}
+
+fn task_id(t: *const Task) -> u64 {
+    if t.is_null() {
+        0
+    } else {
+        // SAFETY: callers pass live tasks.
+        unsafe { (*t).id.as_u64().get() }
+    }
+}
+
+/// Completes a switch on the side that was switched to: if the task switched away
+/// from has died, take back its stack and drop the scheduler's reference.
+///
+/// # Safety
+/// Called right after a switch returns (or first thing in a new thread), on the
+/// carrier, preemption disabled.
+pub(crate) unsafe fn finish_task_switch(cpu: &Cpu) {
+    // SAFETY: per the contract.
+    let l = unsafe { cpu.local() };
+    let prev = std::mem::replace(&mut l.prev, ptr::null());
+    if prev.is_null() {
+        return;
+    }
+    // SAFETY: prev is alive: the scheduler's reference is released only below.
+    if unsafe { (*prev).state.load(Ordering::Relaxed) } != DEAD {
+        return;
+    }
+    // SAFETY: prev is dead and switched out: nothing runs on its stack any more.
+    if let Some(stack) = unsafe { (*prev).se().stack.take() } {
+        l.stacks.put(stack);
+    }
+    bump(&cpu.stats.exited);
+    cpu.nr_live.fetch_sub(1, Ordering::Release);
+    // SAFETY: this is the scheduler's reference, taken with Arc::into_raw at spawn.
+    drop(unsafe { Arc::from_raw(prev) });
+}
+
+/// The first thing a new green thread does: complete the switch that started it and
+/// leave the scheduler's preemption-disable section.
+pub(crate) fn enter_new_thread() {
+    let Some(cpu) = this_cpu() else {
+        debug::fatal("preempt: a green thread started outside its carrier");
+    };
+    // SAFETY: first instructions of a new thread, right after the switch to it; the
+    // switcher left preemption disabled at SCHED_OFFSET.
+    unsafe { finish_task_switch(cpu) };
+    preempt::enable_no_resched();
+}
+
+/// Yields the CPU to the next runnable thread of equal or higher priority.
+pub(crate) fn yield_current(cpu: &Cpu) {
+    preempt::disable_raw();
+    // SAFETY: current green thread of `cpu`; count == SCHED_OFFSET (asserted inside);
+    // our state is RUNNING, so this is a yield.
+    unsafe { schedule(cpu) };
+    preempt::enable_no_resched();
+}
+
+/// Called when a preemption-disable section ends with `NEED_RESCHED` set.
+pub(crate) fn preempt_schedule() {
+    if let (Some(cpu), Some(_)) = (this_cpu(), current_task()) {
+        preempt::disable_raw();
+        // SAFETY: as in yield_current.
+        unsafe { schedule(cpu) };
+        preempt::enable_no_resched();
+    } else {
+        preempt::clear_need_resched();
+    }
+}
+
+/// Blocks the current thread until a waker makes it `RUNNING`, unless `cancel` says
+/// the condition already holds once `BLOCKED` is published (protocol step 1). With a
+/// `timeout` (nanoseconds on this CPU's clock) a timer wakes it then at the latest; the
+/// timer is armed after `BLOCKED` is published, so its wakeup cannot be lost.
+///
+/// Spurious returns are possible; callers loop on their own condition.
+pub(crate) fn block_current(
+    cpu: &Cpu,
+    t: *const Task,
+    timeout: Option<u64>,
+    cancel: impl FnOnce() -> bool,
+) {
+    preempt::disable_raw();
+    // SAFETY: t is the current task, alive.
+    let task = unsafe { &*t };
+    task.state.store(BLOCKED, Ordering::SeqCst);
+    if let Some(deadline) = timeout {
+        // SAFETY: carrier, preemption disabled; t is current, so alive and ours.
+        unsafe {
+            let se = task.se();
+            se.timer_token += 1;
+            let token = se.timer_token;
+            Arc::increment_strong_count(t);
+            cpu.local().timers.push(deadline, Arc::from_raw(t), token);
+        }
+    }
+    if cancel() {
+        task.state.store(RUNNING, Ordering::SeqCst);
+    } else {
+        // SAFETY: current green thread; count == SCHED_OFFSET; state BLOCKED (or already
+        // RUNNING again if a waker got in, which schedule() treats as a yield).
+        unsafe { schedule(cpu) };
+    }
+    preempt::enable_no_resched();
+}
+
+/// `park`: consume the token or block until `unpark` (or the deadline).
+pub(crate) fn park_current(cpu: &Cpu, t: *const Task, deadline: Option<u64>) {
+    use crate::task::{PARK_EMPTY, PARK_NOTIFIED};
+    // SAFETY: t is the current task, alive.
+    let task = unsafe { &*t };
+    if task.park_token.swap(PARK_EMPTY, Ordering::SeqCst) == PARK_NOTIFIED {
+        return;
+    }
+    block_current(cpu, t, deadline, || {
+        task.park_token.swap(PARK_EMPTY, Ordering::SeqCst) == PARK_NOTIFIED
+    });
+}
+
+/// `unpark`: set the token, then wake (protocol step 2).
+pub(crate) fn unpark(t: &Arc<Task>) {
+    use crate::task::PARK_NOTIFIED;
+    if t.park_token.swap(PARK_NOTIFIED, Ordering::SeqCst) != PARK_NOTIFIED {
+        wake_up(t);
+    }
+}
+
+/// Ends the current green thread. Its stack is released by whoever runs next.
+pub(crate) fn exit_current() -> ! {
+    let (cpu, t) = current_or_panic("exit");
+    preempt::disable_raw();
+    // SAFETY: t is the current task.
+    unsafe {
+        (*t).state.store(DEAD, Ordering::SeqCst);
+        let l = cpu.local();
+        l.trace.record(cpu, Event::Exit((*t).id.as_u64().get()));
+    }
+    // SAFETY: current green thread; count == SCHED_OFFSET; state DEAD.
+    unsafe { schedule(cpu) };
+    debug::fatal("preempt: a dead green thread was resumed");
+}
+
+/// Creates a green thread on `cpu` and makes it runnable.
+///
+/// `make_ctx` receives the new stack and lays out its start record and first frame.
+/// Called from `cpu`'s carrier (local spawn) or from any other thread (remote spawn,
+/// through the wake list).
+pub(crate) fn spawn_on(
+    cpu: &Arc<Cpu>,
+    name: Option<Box<str>>,
+    prio: Priority,
+    stack_size: usize,
+    make_ctx: impl FnOnce(&Stack) -> io::Result<Context>,
+) -> io::Result<Arc<Task>> {
+    let local = this_cpu().is_some_and(|c| ptr::eq(c, &**cpu));
+    let stack = if local {
+        preempt::disable_raw();
+        // SAFETY: our carrier, preemption disabled; `l` dies at once.
+        let s = unsafe { cpu.local() }.stacks.get(stack_size);
+        preempt::enable_no_resched();
+        s?
+    } else {
+        Stack::new(stack_size)?
+    };
+    let ctx = make_ctx(&stack)?;
+    let task = Arc::new(Task::new(name, cpu.clone(), prio, ctx, stack));
+    cpu.nr_live.fetch_add(1, Ordering::Relaxed);
+    let sched_ref = Arc::into_raw(task.clone());
+    if local {
+        preempt::disable_raw();
+        bump(&cpu.stats.spawned);
+        // SAFETY: our carrier, preemption disabled; the task is new, alive and ours.
+        unsafe {
+            let l = cpu.local();
+            l.trace
+                .record(cpu, Event::Spawn(task.id.as_u64().get(), prio.get()));
+            cpu.activate(l, sched_ref);
+        }
+        preempt::enable_no_resched();
+    } else {
+        bump_shared(&cpu.stats.spawned);
+        cpu.wake_remote(&task);
+    }
+    Ok(task)
+}
+
+/// The carrier's body: run green threads until shutdown is requested and none is left.
+pub(crate) fn run_carrier(cpu: Arc<Cpu>) {
+    THIS_CPU.with(|c| c.set(Arc::as_ptr(&cpu)));
+    sys::set_timer_slack_min();
+    let _altstack = debug::overflow::AltStack::ensure();
+    // The idle loop is the kernel's idle task: it runs with preemption disabled, at the
+    // scheduler's offset, so it may switch.
+    preempt::disable_raw();
+    idle_loop(&cpu);
+    preempt::enable_no_resched();
+    // SAFETY: carrier; nothing runs any more.
+    preempt::disable_raw();
+    unsafe { cpu.local() }.trace.drain(&cpu);
+    preempt::enable_no_resched();
+    THIS_CPU.with(|c| c.set(ptr::null()));
+}
+
+fn idle_loop(cpu: &Cpu) {
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 8];
+    loop {
+        let next = {
+            // SAFETY: carrier, preemption disabled; `l` dies before the switch.
+            let l = unsafe { cpu.local() };
+            // SAFETY: as above.
+            unsafe { cpu.pull_wakeups(l) };
+            // SAFETY: as above.
+            unsafe { l.rq.pick_next() }
+        };
+        if let Some(next) = next {
+            // SAFETY: as above.
+            let l = unsafe { cpu.local() };
+            l.prev = ptr::null();
+            l.curr = next;
+            l.trace.record(
+                cpu,
+                Event::Switch {
+                    prev: 0,
+                    next: task_id(next),
+                },
+            );
+            let from = &raw mut l.idle_ctx;
+            // SAFETY: next was just dequeued: alive, ours, and resumed by nobody else.
+            let to = unsafe { &raw const (*next).se().ctx };
+            // SAFETY: as in schedule(); the idle context lives as long as the Cpu.
+            unsafe { arch::switch(from, to) };
+            // SAFETY: switched back to the idle loop.
+            unsafe { finish_task_switch(cpu) };
+            continue;
+        }
+        let finished =
+            || cpu.shutdown.load(Ordering::SeqCst) && cpu.nr_live.load(Ordering::Acquire) == 0;
+        if finished() {
+            return;
+        }
+        // SAFETY: carrier, preemption disabled.
+        let l = unsafe { cpu.local() };
+        debug_assert!(l.rq.is_empty());
+        l.trace.drain(cpu);
+        // Doorbell protocol: publish idleness, then look once more (at the wake list and
+        // at the shutdown flag, which `request_shutdown` sets before it rings).
+        cpu.idle.store(true, Ordering::SeqCst);
+        if !cpu.wake_list.is_empty() || finished() {
+            cpu.idle.store(false, Ordering::SeqCst);
+            continue;
+        }
+        let timeout = {
+            // SAFETY: carrier, preemption disabled.
+            let l = unsafe { cpu.local() };
+            l.timers
+                .next_deadline()
+                .map(|d| Duration::from_nanos(d.saturating_sub(cpu.now_ns())))
+        };
+        bump(&cpu.stats.idle_waits);
+        // EINTR or a failure simply ends this wait: the loop recomputes everything.
+        let n = sys::epoll_wait_ns(&cpu.epoll, &mut events, timeout).unwrap_or(0);
+        cpu.idle.store(false, Ordering::SeqCst);
+        if events[..n].iter().any(|e| e.u64 == DOORBELL_TOKEN) {
+            sys::eventfd_drain(&cpu.doorbell);
+        }
+    }
+}

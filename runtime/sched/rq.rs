@@ -1,0 +1,99 @@
+//! The per-CPU run queue: 100 priorities, O(1) pick.
+//!
+//! ```text
+//!  bitmap (128 bits)            lists
+//!  bit 99 ─ set ───────────►  [99]  T ─ T          real-time: FIFO per priority,
+//!  ...                         ...                   highest non-empty list wins
+//!  bit  1 ─ clear            [ 1]  (empty)
+//!  bit  0   (unused)         normal class ─► NormalQueue (round-robin today)
+//! ```
+//!
+//! A bit is set exactly when its list is non-empty. Only the owning CPU touches the
+//! queue, with preemption disabled (invariant 3); once the timer interrupt walks it, with
+//! the soft irq mask held too.
+
+use super::Priority;
+use super::list::TaskList;
+use super::normal::NormalQueue;
+use crate::task::Task;
+
+pub(crate) struct RunQueue {
+    bitmap: [u64; 2],
+    rt: [TaskList; Priority::LEVELS],
+    normal: NormalQueue,
+    nr_running: usize,
+}
+
+impl RunQueue {
+    pub(crate) const fn new() -> RunQueue {
+        RunQueue {
+            bitmap: [0; 2],
+            rt: [const { TaskList::new() }; Priority::LEVELS],
+            normal: NormalQueue::new(),
+            nr_running: 0,
+        }
+    }
+
+    /// Queues `t` behind every task of its priority.
+    ///
+    /// # Safety
+    /// `t` is alive, belongs to this CPU, is not on the queue; the caller owns this CPU's
+    /// scheduler state (preemption disabled).
+    pub(crate) unsafe fn enqueue(&mut self, t: *const Task) {
+        // SAFETY: per the contract.
+        unsafe {
+            debug_assert!(!(*t).se().on_rq);
+            (*t).se().on_rq = true;
+            let p = (*t).prio.get() as usize;
+            if p == 0 {
+                self.normal.enqueue(t);
+            } else {
+                self.rt[p].push_back(t);
+                self.bitmap[p / 64] |= 1 << (p % 64);
+            }
+        }
+        self.nr_running += 1;
+    }
+
+    /// Dequeues and returns the task that should run next.
+    ///
+    /// # Safety
+    /// The caller owns this CPU's scheduler state.
+    pub(crate) unsafe fn pick_next(&mut self) -> Option<*const Task> {
+        let t = match self.highest_rt() {
+            Some(p) => {
+                // SAFETY: the bit says the list is non-empty; its tasks are ours.
+                let t = unsafe { self.rt[p].pop_front() };
+                if self.rt[p].is_empty() {
+                    self.bitmap[p / 64] &= !(1 << (p % 64));
+                }
+                t
+            }
+            // SAFETY: as above.
+            None => unsafe { self.normal.pick_next() },
+        }?;
+        self.nr_running -= 1;
+        // SAFETY: t was on our queue, hence alive and ours.
+        unsafe { (*t).se().on_rq = false };
+        Some(t)
+    }
+
+    /// The highest real-time priority with a queued task.
+    fn highest_rt(&self) -> Option<usize> {
+        if self.bitmap[1] != 0 {
+            Some(127 - self.bitmap[1].leading_zeros() as usize)
+        } else if self.bitmap[0] != 0 {
+            Some(63 - self.bitmap[0].leading_zeros() as usize)
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        debug_assert_eq!(
+            self.nr_running == 0,
+            self.bitmap == [0; 2] && self.normal.is_empty()
+        );
+        self.nr_running == 0
+    }
+}

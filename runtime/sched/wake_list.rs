@@ -1,0 +1,113 @@
+//! The lock-free per-CPU wake list (invariant 5).
+//!
+//! Wakeups that do not come from the CPU itself — a plain OS thread calling `unpark`, a
+//! spawn from outside, later other CPUs — cannot touch its run queue. They push the task
+//! here (a Treiber stack: one CAS, any number of producers) and the CPU takes the whole
+//! list with one swap when it next schedules or idles, reversing it to restore arrival
+//! order. Only the owning CPU consumes, and it takes everything at once, so the stack
+//! has no ABA problem.
+//!
+//! Each entry owns one strong reference to its node (pushed with `Arc::into_raw`, taken
+//! back by the consumer): a node may stop being runnable, or even finish, while an entry
+//! for it is still in flight.
+
+use crate::loom::sync::atomic::{AtomicPtr, Ordering};
+use std::ptr;
+use std::sync::Arc;
+
+/// A node that can sit on a wake list: it carries its own link.
+pub(crate) trait WakeNode {
+    fn wake_next(&self) -> &AtomicPtr<Self>
+    where
+        Self: Sized;
+}
+
+pub(crate) struct WakeList<T: WakeNode> {
+    head: AtomicPtr<T>,
+}
+
+impl<T: WakeNode> WakeList<T> {
+    pub(crate) fn new() -> Self {
+        WakeList {
+            head: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// Pushes `node`. The caller guarantees `node` is on no wake list (its own flag).
+    ///
+    /// `SeqCst`: the push must be ordered before the pusher's later read of the CPU's
+    /// idle flag, against the CPU's write of that flag and its re-check of this list
+    /// (the doorbell protocol in `sched`).
+    pub(crate) fn push(&self, node: Arc<T>) {
+        let node = Arc::into_raw(node).cast_mut();
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: we own the node's entry; nobody reads its link until the CAS below
+            // publishes it.
+            unsafe { (*node).wake_next().store(head, Ordering::Relaxed) };
+            match self
+                .head
+                .compare_exchange_weak(head, node, Ordering::SeqCst, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(h) => head = h,
+            }
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.head.load(Ordering::SeqCst).is_null()
+    }
+
+    /// Takes every entry, oldest first. Only the owning CPU calls this.
+    pub(crate) fn take_all(&self) -> Drain<T> {
+        if self.head.load(Ordering::Relaxed).is_null() {
+            return Drain { next: ptr::null() };
+        }
+        let mut p = self.head.swap(ptr::null_mut(), Ordering::SeqCst);
+        // Reverse the LIFO chain into arrival order.
+        let mut rev: *mut T = ptr::null_mut();
+        while !p.is_null() {
+            // SAFETY: every node on the chain is kept alive by its entry's reference,
+            // and after the swap the chain is ours alone.
+            let next = unsafe { (*p).wake_next().load(Ordering::Relaxed) };
+            // SAFETY: as above.
+            unsafe { (*p).wake_next().store(rev, Ordering::Relaxed) };
+            rev = p;
+            p = next;
+        }
+        Drain { next: rev }
+    }
+}
+
+/// The taken entries, oldest first; each yields the entry's strong reference.
+pub(crate) struct Drain<T: WakeNode> {
+    next: *const T,
+}
+
+impl<T: WakeNode> Iterator for Drain<T> {
+    type Item = Arc<T>;
+    fn next(&mut self) -> Option<Arc<T>> {
+        if self.next.is_null() {
+            return None;
+        }
+        let p = self.next;
+        // SAFETY: the chain is ours (see take_all); the link is read before the node's
+        // reference is handed out.
+        self.next = unsafe { (*p).wake_next().load(Ordering::Relaxed) };
+        // SAFETY: this entry's reference was made by Arc::into_raw in push.
+        Some(unsafe { Arc::from_raw(p) })
+    }
+}
+
+impl<T: WakeNode> Drop for Drain<T> {
+    fn drop(&mut self) {
+        for _ in self.by_ref() {}
+    }
+}
+
+impl<T: WakeNode> Drop for WakeList<T> {
+    fn drop(&mut self) {
+        drop(self.take_all());
+    }
+}

@@ -1,0 +1,158 @@
+//! The task control block: one per green thread.
+//!
+//! A [`Task`] is shared (`Arc`) between the scheduler, [`Thread`](crate::thread::Thread)
+//! handles, timers and wake lists. Its fields fall in three groups, by who may touch them:
+//!
+//! | field | written by | when |
+//! |---|---|---|
+//! | `id`, `name`, `cpu`, `prio`, `stack_size`, `guard` | spawn | never again |
+//! | `state`, `park_token`, `wake_queued` | any thread | atomically, see below |
+//! | `wake_next` | the wake list | while `wake_queued` is set |
+//! | `se` (context, stack, run-queue links, timer token) | the owning CPU | with preemption disabled |
+//!
+//! ## States (`state`)
+//!
+//! | state | meaning | left by |
+//! |---|---|---|
+//! | `RUNNING` | on the CPU, on its run queue, or about to be put there by a waker | the task itself (block, exit) |
+//! | `BLOCKED` | asked to sleep; off every run queue once it has switched out | exactly one waker's CAS to `RUNNING` |
+//! | `DEAD` | returned from its closure; switched out for the last time | never |
+//!
+//! The current task is never on the run queue: the scheduler dequeues what it picks and
+//! re-queues the previous task only if it is still `RUNNING` (a yield).
+//!
+//! ## Ownership
+//!
+//! The scheduler holds one strong reference from spawn until the task has switched
+//! out as `DEAD` (released in `finish_task_switch`); run queues link tasks by raw
+//! pointer under that reference. Anything that can outlive a task's run — a timer entry,
+//! a wake-list entry — holds its own `Arc`.
+
+use crate::arch::Context;
+use crate::loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, Ordering};
+use crate::sched::{Cpu, Priority};
+use crate::stack::Stack;
+use std::cell::UnsafeCell;
+use std::num::NonZeroU64;
+use std::sync::Arc;
+
+/// A green thread's unique identifier, never reused within a process.
+///
+/// Doubles as the generation tag the synchronisation layer records as a lock owner:
+/// because ids are never reused, a stale owner id can never name a newer thread.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct ThreadId(NonZeroU64);
+
+impl ThreadId {
+    fn next() -> ThreadId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        ThreadId(NonZeroU64::new(id).expect("thread id counter overflowed"))
+    }
+
+    /// The id as a number (unique within the process, starting at 1).
+    pub fn as_u64(&self) -> NonZeroU64 {
+        self.0
+    }
+}
+
+pub(crate) const RUNNING: u8 = 0;
+pub(crate) const BLOCKED: u8 = 1;
+pub(crate) const DEAD: u8 = 2;
+
+pub(crate) const PARK_EMPTY: u8 = 0;
+pub(crate) const PARK_NOTIFIED: u8 = 1;
+
+/// The scheduler's per-task data; touched only by the owning CPU, preemption disabled.
+pub(crate) struct SchedEntity {
+    /// Saved registers while switched out.
+    pub(crate) ctx: Context,
+    /// The stack; taken back by the CPU once the task is dead.
+    pub(crate) stack: Option<Stack>,
+    /// Run-queue links (intrusive, so queueing never allocates).
+    pub(crate) next: *const Task,
+    pub(crate) prev: *const Task,
+    pub(crate) on_rq: bool,
+    /// Matches the timer entry that may wake this task; older entries are stale.
+    pub(crate) timer_token: u64,
+}
+
+/// A green thread.
+pub(crate) struct Task {
+    pub(crate) id: ThreadId,
+    pub(crate) name: Option<Box<str>>,
+    pub(crate) cpu: Arc<Cpu>,
+    pub(crate) prio: Priority,
+    /// Usable stack bytes (for reports).
+    pub(crate) stack_size: usize,
+    /// The guard page's address range, for the overflow report.
+    pub(crate) guard: (usize, usize),
+    pub(crate) state: AtomicU8,
+    pub(crate) park_token: AtomicU8,
+    /// Set while the task sits on its CPU's wake list (so it is pushed at most once).
+    pub(crate) wake_queued: AtomicBool,
+    /// The wake list's link.
+    pub(crate) wake_next: AtomicPtr<Task>,
+    pub(crate) se: UnsafeCell<SchedEntity>,
+}
+
+// SAFETY: the atomics are shareable; `se` is touched only by the owning CPU with
+// preemption disabled (module docs), which serialises every access to it; the immutable
+// fields are plain data.
+unsafe impl Send for Task {}
+// SAFETY: as above.
+unsafe impl Sync for Task {}
+
+impl Task {
+    pub(crate) fn new(
+        name: Option<Box<str>>,
+        cpu: Arc<Cpu>,
+        prio: Priority,
+        ctx: Context,
+        stack: Stack,
+    ) -> Task {
+        Task {
+            id: ThreadId::next(),
+            name,
+            cpu,
+            prio,
+            stack_size: stack.size(),
+            guard: stack.guard(),
+            state: AtomicU8::new(RUNNING),
+            park_token: AtomicU8::new(PARK_EMPTY),
+            wake_queued: AtomicBool::new(false),
+            wake_next: AtomicPtr::new(std::ptr::null_mut()),
+            se: UnsafeCell::new(SchedEntity {
+                ctx,
+                stack: Some(stack),
+                next: std::ptr::null(),
+                prev: std::ptr::null(),
+                on_rq: false,
+                timer_token: 0,
+            }),
+        }
+    }
+
+    /// The name for reports: the thread's name or `<unnamed>`, as std prints it.
+    pub(crate) fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or("<unnamed>")
+    }
+
+    /// The scheduler entity.
+    ///
+    /// # Safety
+    /// The caller runs on the task's CPU with preemption disabled, and holds no other
+    /// reference to the entity.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn se(&self) -> &mut SchedEntity {
+        // SAFETY: forwarded from the caller: the owning CPU, preemption disabled,
+        // serialises all access.
+        unsafe { &mut *self.se.get() }
+    }
+}
+
+impl crate::sched::wake_list::WakeNode for Task {
+    fn wake_next(&self) -> &AtomicPtr<Self> {
+        &self.wake_next
+    }
+}

@@ -360,7 +360,7 @@ fn check_not_self(t: &Thread) {
             io::ErrorKind::Deadlock,
             format!("thread '{}' tried to join itself", t.task.display_name()),
         );
-        panic!("failed to join thread: {e}");
+        panic!("failed to join thread: {e} ({})", e.kind());
     }
 }
 

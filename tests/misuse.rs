@@ -178,7 +178,7 @@ fn runtime_calls_outside_a_runtime_panic_clearly() {
         ),
     ];
     for (what, f) in checks {
-        let msg = panic_message(catch_unwind(f));
+        let msg = panic_message(catch_unwind(&*f));
         assert!(
             msg.contains("must be called from a preempt runtime"),
             "{what}: {msg}"

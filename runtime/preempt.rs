@@ -62,11 +62,6 @@ pub(crate) fn raw() -> u32 {
     PREEMPT_COUNT.with(Cell::get)
 }
 
-#[inline(never)]
-fn set_raw(v: u32) {
-    PREEMPT_COUNT.with(|c| c.set(v))
-}
-
 /// The preemption count of the calling carrier, without the `NEED_RESCHED` flag.
 ///
 /// Zero means preemptible. Outside a runtime this is the calling OS thread's own count.
@@ -92,24 +87,31 @@ pub fn need_resched() -> bool {
 }
 
 /// Raises the disable depth by one. Pair with [`enable_no_resched`] or a guard.
-#[inline]
+///
+/// One read-modify-write of the word in a single non-inlined call (invariant 8).
+#[inline(never)]
 pub(crate) fn disable_raw() {
-    let v = raw();
-    debug_assert!(v & PREEMPT_MASK != PREEMPT_MASK, "preempt_count overflow");
-    set_raw(v + PREEMPT_OFFSET);
+    PREEMPT_COUNT.with(|c| {
+        let v = c.get();
+        debug_assert!(v & PREEMPT_MASK != PREEMPT_MASK, "preempt_count overflow");
+        c.set(v + PREEMPT_OFFSET);
+    })
 }
 
-/// Lowers the disable depth by one without rescheduling.
+/// Lowers the disable depth by one without rescheduling; returns the new raw word.
 ///
 /// # Panics
 /// On an unbalanced enable (depth already zero): that is a bug in the caller.
-#[inline]
-pub(crate) fn enable_no_resched() {
-    let v = raw();
-    if v & PREEMPT_MASK == 0 {
-        unbalanced_enable();
-    }
-    set_raw(v - PREEMPT_OFFSET);
+#[inline(never)]
+pub(crate) fn enable_no_resched() -> u32 {
+    PREEMPT_COUNT.with(|c| {
+        let v = c.get();
+        if v & PREEMPT_MASK == 0 {
+            unbalanced_enable();
+        }
+        c.set(v - PREEMPT_OFFSET);
+        v - PREEMPT_OFFSET
+    })
 }
 
 #[cold]
@@ -119,8 +121,14 @@ fn unbalanced_enable() -> ! {
 }
 
 /// Clears `NEED_RESCHED` on the calling carrier (the scheduler does, as it switches).
+#[inline(never)]
 pub(crate) fn clear_need_resched() {
-    set_raw(raw() & !NEED_RESCHED);
+    PREEMPT_COUNT.with(|c| {
+        let v = c.get();
+        if v & NEED_RESCHED != 0 {
+            c.set(v & !NEED_RESCHED);
+        }
+    })
 }
 
 /// Disables preemption on the calling carrier until the guard is dropped.
@@ -151,8 +159,7 @@ pub struct PreemptGuard {
 
 impl Drop for PreemptGuard {
     fn drop(&mut self) {
-        enable_no_resched();
-        if raw() == NEED_RESCHED {
+        if enable_no_resched() == NEED_RESCHED {
             crate::sched::preempt_schedule();
         }
     }

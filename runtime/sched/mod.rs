@@ -238,6 +238,14 @@ impl Cpu {
         unsafe { &mut *self.local.get() }
     }
 
+    /// Whether a green thread (not the idle loop) is running. Carrier only.
+    #[inline]
+    pub(crate) fn has_current(&self) -> bool {
+        // SAFETY: `curr` is written only by this carrier, which the caller is (it got
+        // `self` from `this_cpu`); reading a word it wrote on this thread is race-free.
+        unsafe { !(*self.local.get()).curr.is_null() }
+    }
+
     /// Nanoseconds since this CPU's epoch.
     pub(crate) fn now_ns(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64
@@ -266,7 +274,18 @@ impl Cpu {
     ///
     /// # Safety
     /// Carrier of this CPU, preemption disabled.
+    #[inline]
     unsafe fn pull_wakeups(&self, l: &mut CpuLocal) {
+        if !self.wake_list.is_empty_relaxed() || !l.timers.is_empty() {
+            // SAFETY: forwarded.
+            unsafe { self.pull_wakeups_slow(l) }
+        }
+    }
+
+    /// # Safety
+    /// As for `pull_wakeups`.
+    #[inline(never)]
+    unsafe fn pull_wakeups_slow(&self, l: &mut CpuLocal) {
         for t in self.wake_list.take_all() {
             // Clear first, then look: a waker that CASes after our look finds the flag
             // clear and pushes again (module docs).

@@ -59,6 +59,13 @@ impl<T: WakeNode> WakeList<T> {
         self.head.load(Ordering::SeqCst).is_null()
     }
 
+    /// A cheap look for the consumer's fast path; a push it misses is seen at the next
+    /// look (the idle path uses the `SeqCst` [`is_empty`](Self::is_empty)).
+    #[inline]
+    pub(crate) fn is_empty_relaxed(&self) -> bool {
+        self.head.load(Ordering::Relaxed).is_null()
+    }
+
     /// Takes every entry, oldest first. Only the owning CPU calls this.
     pub(crate) fn take_all(&self) -> Drain<T> {
         if self.head.load(Ordering::Relaxed).is_null() {

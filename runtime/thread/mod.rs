@@ -441,8 +441,10 @@ pub fn try_current() -> Option<Thread> {
 /// Outside a green thread.
 #[track_caller]
 pub fn yield_now() {
-    let (cpu, _) = sched::current_or_panic("preempt::thread::yield_now");
-    sched::yield_current(cpu);
+    match sched::this_cpu() {
+        Some(cpu) if cpu.has_current() => sched::yield_current(cpu),
+        _ => sched::no_runtime("preempt::thread::yield_now"),
+    }
 }
 
 /// Sleeps for at least `dur`, letting other threads run. Never returns early.

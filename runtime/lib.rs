@@ -52,3 +52,10 @@ pub use rt::{Builder, MAX_TICK, MIN_TICK, Model, Runtime, Stats};
 pub use sched::Priority;
 pub use stack::{DEFAULT_STACK_SIZE, min_stack_size};
 pub use thread::spawn;
+
+/// Internals exposed to the loom models in `tests/loom_*.rs` (built with `--cfg loom`).
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod __loom {
+    pub use crate::sched::wake_list::{WakeList, WakeNode};
+}

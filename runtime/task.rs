@@ -29,7 +29,7 @@
 //! a wake-list entry — holds its own `Arc`.
 
 use crate::arch::Context;
-use crate::loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, Ordering};
+use crate::loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8};
 use crate::sched::{Cpu, Priority};
 use crate::stack::Stack;
 use std::cell::UnsafeCell;
@@ -45,7 +45,10 @@ pub struct ThreadId(NonZeroU64);
 
 impl ThreadId {
     fn next() -> ThreadId {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
+        // A plain counter, not part of any protocol loom models: std's atomic, which
+        // (unlike loom's) can initialise a static.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        use std::sync::atomic::Ordering;
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
         ThreadId(NonZeroU64::new(id).expect("thread id counter overflowed"))
     }

@@ -45,9 +45,11 @@
 //! an entry whose task has since blocked again is stale and dropped, and a waker racing
 //! with that check finds the flag clear and pushes anew.
 //!
-//! The doorbell: the CPU stores `idle = true` (SeqCst) and re-checks the wake list
-//! before it waits; a remote waker pushes (SeqCst) and then swaps `idle` to false,
-//! writing the eventfd if it was set. One of them sees the other.
+//! The doorbell: the CPU stores `idle = true`, issues a `SeqCst` fence and re-checks the
+//! wake list (and the shutdown flag) before it waits; a remote waker pushes (or sets
+//! shutdown), issues a `SeqCst` fence and then swaps `idle` to false, writing the eventfd
+//! if it was set. The two fences order each side's store before its load, so one of
+//! them sees the other (Dekker). `tests/loom_wake.rs` checks both protocols.
 
 mod list;
 mod normal;
@@ -60,7 +62,7 @@ pub use prio::Priority;
 pub(crate) use waiter::Waiter;
 
 use crate::arch::{self, Context};
-use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use crate::preempt::{self, SCHED_OFFSET};
 use crate::stack::{Stack, StackPool};
 use crate::task::{BLOCKED, DEAD, RUNNING, Task};
@@ -314,6 +316,9 @@ impl Cpu {
 
     /// Rings the doorbell if the carrier is (about to be) idle.
     fn kick(&self) {
+        // Orders the caller's push (or shutdown store) before the idle load: the other
+        // half of the fence in the idle loop.
+        fence(Ordering::SeqCst);
         if self.idle.load(Ordering::SeqCst) && self.idle.swap(false, Ordering::SeqCst) {
             sys::eventfd_signal(&self.doorbell);
         }
@@ -670,6 +675,7 @@ fn idle_loop(cpu: &Cpu) {
         // Doorbell protocol: publish idleness, then look once more (at the wake list and
         // at the shutdown flag, which `request_shutdown` sets before it rings).
         cpu.idle.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
         if !cpu.wake_list.is_empty() || finished() {
             cpu.idle.store(false, Ordering::SeqCst);
             continue;

@@ -16,18 +16,21 @@ use std::ptr;
 use std::sync::Arc;
 
 /// A node that can sit on a wake list: it carries its own link.
-pub(crate) trait WakeNode {
+pub trait WakeNode {
+    /// The link this node is chained by while it is on a list.
     fn wake_next(&self) -> &AtomicPtr<Self>
     where
         Self: Sized;
 }
 
-pub(crate) struct WakeList<T: WakeNode> {
+/// A multi-producer, single-consumer list of nodes to wake; see the module docs.
+pub struct WakeList<T: WakeNode> {
     head: AtomicPtr<T>,
 }
 
 impl<T: WakeNode> WakeList<T> {
-    pub(crate) fn new() -> Self {
+    /// An empty list.
+    pub fn new() -> Self {
         WakeList {
             head: AtomicPtr::new(ptr::null_mut()),
         }
@@ -38,7 +41,7 @@ impl<T: WakeNode> WakeList<T> {
     /// `SeqCst`: the push must be ordered before the pusher's later read of the CPU's
     /// idle flag, against the CPU's write of that flag and its re-check of this list
     /// (the doorbell protocol in `sched`).
-    pub(crate) fn push(&self, node: Arc<T>) {
+    pub fn push(&self, node: Arc<T>) {
         let node = Arc::into_raw(node).cast_mut();
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
@@ -55,19 +58,20 @@ impl<T: WakeNode> WakeList<T> {
         }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    /// Whether the list is empty (`SeqCst`: the idle path's re-check).
+    pub fn is_empty(&self) -> bool {
         self.head.load(Ordering::SeqCst).is_null()
     }
 
     /// A cheap look for the consumer's fast path; a push it misses is seen at the next
     /// look (the idle path uses the `SeqCst` [`is_empty`](Self::is_empty)).
     #[inline]
-    pub(crate) fn is_empty_relaxed(&self) -> bool {
+    pub fn is_empty_relaxed(&self) -> bool {
         self.head.load(Ordering::Relaxed).is_null()
     }
 
     /// Takes every entry, oldest first. Only the owning CPU calls this.
-    pub(crate) fn take_all(&self) -> Drain<T> {
+    pub fn take_all(&self) -> Drain<T> {
         if self.head.load(Ordering::Relaxed).is_null() {
             return Drain { next: ptr::null() };
         }
@@ -88,7 +92,7 @@ impl<T: WakeNode> WakeList<T> {
 }
 
 /// The taken entries, oldest first; each yields the entry's strong reference.
-pub(crate) struct Drain<T: WakeNode> {
+pub struct Drain<T: WakeNode> {
     next: *const T,
 }
 
@@ -110,6 +114,20 @@ impl<T: WakeNode> Iterator for Drain<T> {
 impl<T: WakeNode> Drop for Drain<T> {
     fn drop(&mut self) {
         for _ in self.by_ref() {}
+    }
+}
+
+impl<T: WakeNode> std::fmt::Debug for WakeList<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WakeList")
+            .field("empty", &self.is_empty_relaxed())
+            .finish()
+    }
+}
+
+impl<T: WakeNode> std::fmt::Debug for Drain<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Drain").finish_non_exhaustive()
     }
 }
 

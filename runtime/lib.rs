@@ -24,8 +24,8 @@
 //! threads switch only when they block, sleep, yield or exit. The timer interrupt that
 //! makes `Full` preemption possible builds on the `preempt_count` word already here.
 //!
-//! The architecture, invariants and plans are in the repository's `DESIGN.md`; each
-//! module's documentation says what it owns and which invariants it keeps.
+//! Each module's documentation says what it owns and which invariants it keeps; the
+//! invariants are numbered as in the project's design notes.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, missing_debug_implementations)]

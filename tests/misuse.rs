@@ -258,3 +258,51 @@ fn sleeping_in_atomic_context_is_reported() {
         "{err}"
     );
 }
+
+#[test]
+fn stack_mapping_failure_names_the_limit() {
+    const T: &str = "stack_mapping_failure_names_the_limit";
+    if support::is_child(T) {
+        let rt = support::runtime();
+        let msg = rt.block_on(|| {
+            let mut handles = Vec::with_capacity(1 << 20);
+            // Cap the address space a little above what is mapped now, so stack mappings
+            // start failing after a few hundred threads (as they would at
+            // vm.max_map_count, without touching the machine-wide setting).
+            let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+            let vsz: u64 = statm.split_whitespace().next().unwrap().parse().unwrap();
+            let cap = vsz * 4096 + (48 << 20);
+            let lim = libc::rlimit {
+                rlim_cur: cap,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            // SAFETY: setrlimit with a valid struct; this is a child process.
+            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) }, 0);
+            let err = loop {
+                match Builder::new().spawn(|| ()) {
+                    Ok(h) => handles.push(h),
+                    Err(e) => break e,
+                }
+                assert!(handles.len() < 1 << 20, "spawning never failed");
+            };
+            let spawned = handles.len();
+            for h in handles {
+                h.join().unwrap();
+            }
+            assert!(spawned > 10, "only {spawned} threads before failing");
+            err.to_string()
+        });
+        println!("SPAWN ERROR: {msg}");
+        return;
+    }
+    let out = support::run_child(T);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}{stdout}", support::stderr(&out));
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("SPAWN ERROR: "))
+        .unwrap_or_else(|| panic!("no error line in:\n{stdout}"));
+    assert!(line.contains("vm.max_map_count"), "{line}");
+    assert!(line.contains("sysctl -w vm.max_map_count="), "{line}");
+    assert!(line.contains("64 KiB green-thread stack"), "{line}");
+}

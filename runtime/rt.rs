@@ -308,6 +308,13 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
+        if sched::this_cpu().is_some_and(|c| std::ptr::eq(c, &*self.cpu)) {
+            // Waiting here for the carrier's threads would wait for ourselves.
+            debug::fatal(
+                "preempt: a Runtime was dropped by one of its own green threads; \
+                 drop it from the thread that built it",
+            );
+        }
         self.cpu.request_shutdown();
         let done = self.done.get_mut().unwrap_or_else(|e| e.into_inner());
         match done.recv_timeout(self.shutdown_timeout) {

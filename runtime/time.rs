@@ -70,6 +70,11 @@ impl TimerHeap {
         }));
     }
 
+    /// Drops every entry (and the task references they hold).
+    pub(crate) fn clear(&mut self) {
+        self.heap.clear();
+    }
+
     pub(crate) fn next_deadline(&self) -> Option<u64> {
         self.heap.peek().map(|t| t.0.deadline)
     }

@@ -178,3 +178,31 @@ fn no_lost_wakeups_between_os_and_green_threads() {
     green.join().unwrap();
     assert!(rt.stats().wakeups_remote >= 1);
 }
+
+/// Open file descriptors of this process.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn dropped_runtimes_release_their_descriptors_despite_pending_timers() {
+    let _l = support::runtime_lock();
+    drop(support::runtime()); // first-use allocations out of the way
+    let before = open_fds();
+    for _ in 0..5 {
+        let rt = support::runtime();
+        rt.block_on(|| {
+            // Woken early by unpark: its one-hour timer entry stays queued (lazily
+            // deleted) when the runtime ends.
+            let h = thread::spawn(|| thread::park_timeout(Duration::from_secs(3600)));
+            thread::yield_now();
+            h.thread().unpark();
+            h.join().unwrap();
+        });
+    }
+    assert_eq!(
+        open_fds(),
+        before,
+        "a dropped runtime kept its eventfd/epoll open"
+    );
+}

@@ -623,10 +623,15 @@ pub(crate) fn run_carrier(cpu: Arc<Cpu>) {
     // scheduler's offset, so it may switch.
     preempt::disable_raw();
     idle_loop(&cpu);
-    preempt::enable_no_resched();
-    // SAFETY: carrier; nothing runs any more.
-    preempt::disable_raw();
-    unsafe { cpu.local() }.trace.drain(&cpu);
+    // Every thread has finished. Timer entries (lazily deleted, so some may outlive the
+    // sleeps that armed them) and stale wake-list entries hold tasks, and tasks hold
+    // this Cpu: drop them now, or the Cpu — with its eventfd and epoll fds — would be
+    // kept alive by that cycle after the runtime is gone.
+    // SAFETY: carrier, preemption still disabled; nothing runs any more.
+    let l = unsafe { cpu.local() };
+    l.timers.clear();
+    l.trace.drain(&cpu);
+    drop(cpu.wake_list.take_all());
     preempt::enable_no_resched();
     THIS_CPU.with(|c| c.set(ptr::null()));
 }

@@ -32,6 +32,7 @@
 
 mod arch;
 mod debug;
+pub mod irq;
 mod loom;
 mod preempt;
 mod rt;
@@ -48,7 +49,7 @@ pub use preempt::{
     PreemptGuard, SOFTIRQ_MASK, SOFTIRQ_OFFSET, count, disable, in_atomic, in_interrupt,
     need_resched,
 };
-pub use rt::{Builder, MAX_TICK, MIN_TICK, Model, Runtime, Stats};
+pub use rt::{Builder, MAX_TICK, MIN_TICK, MODEL_ENV, Model, Runtime, Stats};
 pub use sched::Priority;
 pub use stack::{DEFAULT_STACK_SIZE, min_stack_size};
 pub use thread::spawn;

@@ -62,6 +62,27 @@ pub(crate) fn raw() -> u32 {
     PREEMPT_COUNT.with(Cell::get)
 }
 
+/// Overwrites the raw word (the timer interrupt's redirect, on the stub's behalf).
+#[inline(never)]
+pub(crate) fn set_raw(v: u32) {
+    PREEMPT_COUNT.with(|c| c.set(v))
+}
+
+/// Sets `NEED_RESCHED` on the calling carrier.
+#[inline(never)]
+pub(crate) fn set_need_resched() {
+    PREEMPT_COUNT.with(|c| c.set(c.get() | NEED_RESCHED))
+}
+
+/// Lowers the disable depth by one and, if that makes the carrier preemptible with a
+/// switch pending, switches (invariant 2: the `enable` that reaches zero reschedules).
+#[inline]
+pub(crate) fn enable() {
+    if enable_no_resched() == NEED_RESCHED {
+        crate::sched::preempt_schedule();
+    }
+}
+
 /// The preemption count of the calling carrier, without the `NEED_RESCHED` flag.
 ///
 /// Zero means preemptible. Outside a runtime this is the calling OS thread's own count.
@@ -159,9 +180,7 @@ pub struct PreemptGuard {
 
 impl Drop for PreemptGuard {
     fn drop(&mut self) {
-        if enable_no_resched() == NEED_RESCHED {
-            crate::sched::preempt_schedule();
-        }
+        enable();
     }
 }
 
@@ -171,10 +190,16 @@ impl Drop for PreemptGuard {
 /// deadlock or corrupt per-CPU data; it is reported as
 /// `BUG: sleeping function called from invalid context at FILE:LINE` and then panics
 /// (or aborts inside an interrupt, where nothing may unwind).
+///
+/// It is also the kernel's `might_resched`: a switch that the timer interrupt asked for
+/// (`NEED_RESCHED`, set under `Model::Voluntary`, or deferred under `Full`) happens here.
 #[track_caller]
 #[inline]
 pub(crate) fn might_sleep() {
-    if raw() & !NEED_RESCHED != 0 {
+    let v = raw();
+    if v & !NEED_RESCHED != 0 {
         crate::debug::sleeping_in_atomic(std::panic::Location::caller(), count());
+    } else if v == NEED_RESCHED {
+        crate::sched::preempt_schedule();
     }
 }

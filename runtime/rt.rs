@@ -21,10 +21,15 @@ use std::time::Duration;
 /// The preemption model: when may the running green thread be switched out?
 ///
 /// Mirrors the kernel's `CONFIG_PREEMPT_*` choices (and, like `PREEMPT_DYNAMIC`, is
-/// chosen when the runtime starts). This build implements [`Model::None`]; the others
-/// are named so code can be written against them, and `build()` refuses them with
-/// [`io::ErrorKind::Unsupported`] until the timer interrupt lands.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+/// chosen when the runtime starts). Ordered from least to most preemptive. `None` and
+/// `Voluntary` are safe to choose with [`Builder::model`]; `Full` asynchronously
+/// preempts arbitrary code and is chosen with the `unsafe` [`Builder::preemptive`].
+/// `Rt` is not implemented yet (`build()` returns `Unsupported`).
+///
+/// The environment variable `PREEMPT_MODEL` (`none`, `voluntary`, `full`) can lower
+/// the model a program asks for — never raise it — like Go's `asyncpreemptoff`;
+/// [`Runtime::model`] reports the model in effect.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
 #[non_exhaustive]
 pub enum Model {
     /// `CONFIG_PREEMPT_NONE`: a thread runs until it blocks, sleeps, yields or exits. A
@@ -32,11 +37,13 @@ pub enum Model {
     /// CPU waiting. Highest throughput, unbounded latency.
     #[default]
     None,
-    /// `CONFIG_PREEMPT_VOLUNTARY`: also switch at `cond_resched()` points placed in the
-    /// runtime's blocking calls when a switch is due. (Not yet available.)
+    /// `CONFIG_PREEMPT_VOLUNTARY`: the timer interrupt only asks for a switch
+    /// (`NEED_RESCHED`); it happens at the next [`cond_resched`](crate::thread::cond_resched)
+    /// or blocking call of the running thread. Safe: nothing is interrupted mid-way.
     Voluntary,
-    /// `CONFIG_PREEMPT`: the timer interrupt preempts any thread outside atomic context.
-    /// (Not yet available.)
+    /// `CONFIG_PREEMPT`: the timer interrupt preempts any thread outside atomic context,
+    /// at its next tick; a woken thread of higher priority preempts at once. Bounded
+    /// latency, at the price of the thread-local contract of [`Builder::preemptive`].
     Full,
     /// `CONFIG_PREEMPT_RT`: `Full`, plus sleeping spinlocks and threaded interrupts.
     /// (Not yet available.)
@@ -53,6 +60,8 @@ pub struct Builder {
     stack_size: usize,
     name: String,
     shutdown_timeout: Duration,
+    /// Set by the `unsafe` [`Builder::preemptive`]: the caller accepted its contract.
+    preemptive_ack: bool,
 }
 
 /// The shortest tick the timer interrupt can keep on this class of machine.
@@ -69,14 +78,38 @@ impl Default for Builder {
             stack_size: DEFAULT_STACK_SIZE,
             name: "preempt".into(),
             shutdown_timeout: Duration::from_secs(10),
+            preemptive_ack: false,
         }
     }
 }
 
 impl Builder {
-    /// The preemption model (default [`Model::None`]).
+    /// The preemption model (default [`Model::None`]). `None` and `Voluntary` only:
+    /// `Full` and `Rt` need [`Builder::preemptive`], and `build()` says so.
     pub fn model(mut self, model: Model) -> Self {
         self.model = model;
+        self
+    }
+
+    /// Chooses an asynchronously preemptive model (`Full`, later `Rt`).
+    ///
+    /// # Safety
+    ///
+    /// Under these models a green thread can be switched out between any two
+    /// instructions of the program's own code. Green threads of one CPU share its OS
+    /// thread, so its `thread_local!`s are **per-CPU data** in the kernel's sense: the
+    /// caller promises that no green thread touches a thread-local across a point where
+    /// another green thread of the same CPU may run, unless it holds
+    /// [`preempt::disable()`](crate::disable) (or uses a task-local instead). This covers
+    /// code that keeps state in thread-locals without saying so: a thread-local RNG or
+    /// allocator cache written in Rust, a `RefCell` in a `thread_local!`, `std`'s
+    /// re-entrant stdout lock, `std::sync::Mutex` held across a preemption point while
+    /// another green thread of the CPU takes it (it blocks the whole CPU in the kernel).
+    /// Foreign code (libc, including its allocator, and other shared objects) is never
+    /// preempted: a tick landing there is deferred.
+    pub unsafe fn preemptive(mut self, model: Model) -> Self {
+        self.model = model;
+        self.preemptive_ack = true;
         self
     }
 
@@ -145,13 +178,29 @@ impl Builder {
         if self.name.contains('\0') {
             return invalid(format!("runtime name {:?} contains a NUL byte", self.name));
         }
-        if self.model != Model::None {
+        if self.model >= Model::Full && !self.preemptive_ack {
+            return invalid(format!(
+                "Model::{:?} preempts threads asynchronously: choose it with the unsafe \
+                 `Builder::preemptive`, whose # Safety section states the thread-local contract",
+                self.model
+            ));
+        }
+        if self.model == Model::Rt {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
-                format!(
-                    "Model::{:?} is not implemented yet: this build runs Model::None only",
-                    self.model
-                ),
+                "Model::Rt is not implemented yet",
+            ));
+        }
+        let model = match env_model()? {
+            Some(limit) if limit < self.model => limit,
+            _ => self.model,
+        };
+        if model >= Model::Full
+            && let Err(why) = crate::arch::check_async_preemption()
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("Model::Full is unavailable: {why}"),
             ));
         }
         if sched::this_cpu().is_some() {
@@ -169,10 +218,15 @@ impl Builder {
         let live = LiveToken;
         debug::overflow::install();
         debug::panic::install_hook();
+        if model != Model::None {
+            crate::irq::install()?;
+        }
         let cpu = Cpu::new(
             0,
             Config {
                 default_stack: stack_size,
+                model,
+                tick: self.tick,
             },
         )?;
         let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
@@ -190,6 +244,27 @@ impl Builder {
             shutdown_timeout: self.shutdown_timeout,
             _live: live,
         })
+    }
+}
+
+/// The environment variable that can lower the model.
+pub const MODEL_ENV: &str = "PREEMPT_MODEL";
+
+/// The model limit set by `PREEMPT_MODEL`, if any.
+fn env_model() -> io::Result<Option<Model>> {
+    let Some(v) = std::env::var_os(MODEL_ENV) else {
+        return Ok(None);
+    };
+    match v.to_string_lossy().to_ascii_lowercase().as_str() {
+        "" => Ok(None),
+        "none" => Ok(Some(Model::None)),
+        "voluntary" => Ok(Some(Model::Voluntary)),
+        "full" => Ok(Some(Model::Full)),
+        "rt" => Ok(Some(Model::Rt)),
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{MODEL_ENV}={other:?}: expected none, voluntary, full or rt"),
+        )),
     }
 }
 
@@ -285,6 +360,12 @@ impl Runtime {
             .expect("failed to spawn green thread")
     }
 
+    /// The preemption model in effect (the one asked for, or lower if `PREEMPT_MODEL`
+    /// lowered it).
+    pub fn model(&self) -> Model {
+        self.cpu.config.model
+    }
+
     /// A snapshot of the scheduler's counters.
     pub fn stats(&self) -> Stats {
         let s = &self.cpu.stats;
@@ -298,6 +379,13 @@ impl Runtime {
             wakeups_remote: r(&s.wakeups_remote),
             idle_waits: r(&s.idle_waits),
             live_threads: self.cpu.nr_live.load(Ordering::Acquire) as u64,
+            ticks: r(&s.ticks),
+            ticks_forwarded: crate::irq::TICKS_FORWARDED.load(Ordering::Relaxed),
+            preemptions: r(&s.preemptions),
+            deferred_atomic: r(&s.deferred_atomic),
+            deferred_pc: r(&s.deferred_pc),
+            deferred_irq_mask: r(&s.deferred_irq_mask),
+            deferred_panicking: r(&s.deferred_panicking),
         }
     }
 
@@ -356,4 +444,20 @@ pub struct Stats {
     pub idle_waits: u64,
     /// Green threads alive now.
     pub live_threads: u64,
+    /// Timer interrupts taken by the CPUs (forwarded ones included).
+    pub ticks: u64,
+    /// Ticks that landed on a thread that is not a carrier and were forwarded
+    /// (process-wide: counts every runtime since the process started).
+    pub ticks_forwarded: u64,
+    /// Asynchronous preemptions performed (`Full`).
+    pub preemptions: u64,
+    /// Preemptions deferred because the thread was in atomic context.
+    pub deferred_atomic: u64,
+    /// Preemptions deferred because the thread was outside the executable's code
+    /// (libc, the dynamic loader, the vDSO, another shared object).
+    pub deferred_pc: u64,
+    /// Ticks latched because the soft irq mask was held.
+    pub deferred_irq_mask: u64,
+    /// Preemptions deferred because the carrier was panicking.
+    pub deferred_panicking: u64,
 }

@@ -31,9 +31,9 @@ pub const DEFAULT_STACK_SIZE: usize = 64 << 10;
 const RED_ZONE: usize = 128;
 /// Frames of the signal handler itself (Rust code, no allocation).
 const HANDLER_FRAMES: usize = 4 << 10;
-/// The preemption stub's save area: the full xsave image (2432 B with AVX-512 here;
-/// reserved generously for larger states) plus the general registers.
-const STUB_SAVE_AREA: usize = 4 << 10;
+/// The preemption stub's frame: its XSAVE reserve (the image is 2432 B with AVX-512
+/// here) plus the general registers it pushes.
+const STUB_SAVE_AREA: usize = crate::arch::STUB_XSAVE_RESERVE + 128;
 /// The scheduler's frames when called from the stub or from a blocking call.
 const SCHED_FRAMES: usize = 2 << 10;
 /// Room for the thread's start record, entry path and a small body.

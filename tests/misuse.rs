@@ -23,7 +23,7 @@ fn panic_message(r: std::thread::Result<impl Sized>) -> String {
 #[test]
 fn bad_builder_values_are_errors() {
     let _l = support::runtime_lock();
-    let cases: [(preempt::Builder, ErrorKind, &str); 7] = [
+    let cases: [(preempt::Builder, ErrorKind, &str); 8] = [
         (
             Runtime::builder().cpus(0),
             ErrorKind::InvalidInput,
@@ -56,8 +56,14 @@ fn bad_builder_values_are_errors() {
         ),
         (
             Runtime::builder().model(Model::Full),
+            ErrorKind::InvalidInput,
+            "Builder::preemptive",
+        ),
+        (
+            // SAFETY: never built: the model is refused.
+            unsafe { Runtime::builder().preemptive(Model::Rt) },
             ErrorKind::Unsupported,
-            "Model::Full",
+            "Model::Rt",
         ),
     ];
     for (builder, kind, text) in cases {

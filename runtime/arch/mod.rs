@@ -12,7 +12,10 @@
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 #[cfg(target_arch = "x86_64")]
-pub(crate) use x86_64::{Context, FRAME_SIZE, init_stack, switch};
+pub(crate) use x86_64::{
+    Context, FRAME_SIZE, STUB_RSP_DROP, STUB_XSAVE_RESERVE, check_async_preemption, init_stack,
+    irq_stub, switch,
+};
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 compile_error!("preempt supports x86_64 Linux only");

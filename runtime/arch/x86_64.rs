@@ -9,10 +9,48 @@
 use core::arch::global_asm;
 
 global_asm!(include_str!("../../asm/x86_64/switch.s"), options(raw));
+global_asm!(include_str!("../../asm/x86_64/preempt.s"), options(raw));
 
 unsafe extern "sysv64" {
     fn preempt_switch(from: *mut Context, to: *const Context);
     fn preempt_thread_entry();
+    fn preempt_irq_stub();
+}
+
+/// Bytes the handler moves RSP down before redirecting to the stub: the 128-byte red
+/// zone plus the return slot (see preempt.s).
+pub(crate) const STUB_RSP_DROP: usize = 128 + 8;
+/// Bytes the stub reserves below its saved registers for the XSAVE area and its 64-byte
+/// alignment (`sub rsp, 5120` in preempt.s).
+pub(crate) const STUB_XSAVE_RESERVE: usize = 5120;
+/// The return slot's offset from the stub's frame base (`mov [rbp + 88], rax`): flags and
+/// ten pushed registers above rbp.
+const STUB_SLOT_FROM_RBP: usize = 88;
+const _: () = assert!(STUB_SLOT_FROM_RBP == 11 * 8);
+
+/// Address of the asynchronous preemption stub (preempt.s).
+pub(crate) fn irq_stub() -> usize {
+    preempt_irq_stub as *const () as usize
+}
+
+/// Checks that this CPU can run the preemption stub: XSAVE enabled by the OS, and an
+/// XSAVE image that fits the stub's reserve.
+pub(crate) fn check_async_preemption() -> Result<(), String> {
+    use core::arch::x86_64::{__cpuid, __cpuid_count};
+    let leaf1 = __cpuid(1);
+    let osxsave = leaf1.ecx & (1 << 27) != 0;
+    if !osxsave {
+        return Err("this CPU or kernel does not enable XSAVE".into());
+    }
+    // Leaf 0xD exists when XSAVE is enabled (checked above).
+    let size = __cpuid_count(0xd, 0).ebx as usize;
+    if size + 64 > STUB_XSAVE_RESERVE {
+        return Err(format!(
+            "the XSAVE image ({size} bytes) exceeds the preemption stub's reserve ({} bytes)",
+            STUB_XSAVE_RESERVE - 64
+        ));
+    }
+    Ok(())
 }
 
 /// A switched-out thread: the stack pointer of its saved frame.

@@ -62,8 +62,10 @@ pub use prio::Priority;
 pub(crate) use waiter::Waiter;
 
 use crate::arch::{self, Context};
+use crate::irq::{self, tick};
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use crate::preempt::{self, SCHED_OFFSET};
+use crate::rt::Model;
 use crate::stack::{Stack, StackPool};
 use crate::task::{BLOCKED, DEAD, RUNNING, Task};
 use crate::time::TimerHeap;
@@ -81,6 +83,17 @@ use wake_list::WakeList;
 /// What a CPU needs to know about the runtime it belongs to. Immutable.
 pub(crate) struct Config {
     pub(crate) default_stack: usize,
+    /// The effective preemption model (after any environment downgrade).
+    pub(crate) model: Model,
+    /// The timer interrupt's period (used by the preemptive models only).
+    pub(crate) tick: Duration,
+}
+
+impl Config {
+    /// Whether this runtime takes timer interrupts.
+    pub(crate) fn ticks(&self) -> bool {
+        self.model != Model::None
+    }
 }
 
 /// Scheduler statistics of one CPU. Written only by its carrier; read by anyone.
@@ -93,11 +106,19 @@ pub(crate) struct CpuStats {
     pub(crate) wakeups_local: AtomicU64,
     pub(crate) wakeups_remote: AtomicU64,
     pub(crate) idle_waits: AtomicU64,
+    pub(crate) ticks: AtomicU64,
+    pub(crate) preemptions: AtomicU64,
+    pub(crate) deferred_atomic: AtomicU64,
+    pub(crate) deferred_pc: AtomicU64,
+    pub(crate) deferred_irq_mask: AtomicU64,
+    pub(crate) deferred_panicking: AtomicU64,
 }
 
-/// Adds one to a counter that only the calling carrier writes (no RMW needed).
+/// Adds one to a counter that only the calling carrier writes (no RMW needed; its
+/// signal handler, which may interrupt the carrier between the load and the store, only
+/// writes counters the carrier itself never writes). ASYNC-SIGNAL-SAFE.
 #[inline]
-fn bump(c: &AtomicU64) {
+pub(crate) fn bump(c: &AtomicU64) {
     c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
@@ -366,9 +387,14 @@ pub(crate) fn wake_up(t: &Arc<Task>) {
                 let l = cpu.local();
                 cpu.activate(l, Arc::as_ptr(t));
                 l.trace.record(cpu, Event::Wakeup(t.id.as_u64().get()));
+                // Wakeup preemption: a woken thread that outranks the running one runs
+                // now, not at the next tick.
+                if cpu.config.model >= Model::Full && !l.curr.is_null() && t.prio > (*l.curr).prio {
+                    preempt::set_need_resched();
+                }
             }
             bump(&cpu.stats.wakeups_local);
-            preempt::enable_no_resched();
+            preempt::enable();
         }
         _ => t.cpu.wake_remote(t),
     }
@@ -380,6 +406,21 @@ pub(crate) fn wake_up(t: &Arc<Task>) {
 /// Called by the current green thread of `cpu`, with preemption disabled by exactly
 /// `SCHED_OFFSET`, after setting its own state (module docs).
 pub(crate) unsafe fn schedule(cpu: &Cpu) {
+    // SAFETY: forwarded.
+    unsafe { schedule_as(cpu, false) }
+}
+
+/// `schedule` for a thread the timer interrupt preempted (counted as involuntary).
+///
+/// # Safety
+/// As for [`schedule`]; called only from the preemption stub's entry.
+pub(crate) unsafe fn schedule_involuntary(cpu: &Cpu) {
+    // SAFETY: forwarded.
+    unsafe { schedule_as(cpu, true) }
+}
+
+#[inline]
+unsafe fn schedule_as(cpu: &Cpu, involuntary: bool) {
     debug_assert_eq!(preempt::count(), SCHED_OFFSET);
     let (from, to) = {
         // SAFETY: carrier, preemption disabled; `l` dies before the switch.
@@ -400,7 +441,11 @@ pub(crate) unsafe fn schedule(cpu: &Cpu) {
         if next == prev {
             return;
         }
-        bump(&cpu.stats.switches_voluntary);
+        bump(if involuntary {
+            &cpu.stats.switches_involuntary
+        } else {
+            &cpu.stats.switches_voluntary
+        });
         l.trace.record(
             cpu,
             Event::Switch {
@@ -474,7 +519,7 @@ pub(crate) fn enter_new_thread() {
     // SAFETY: first instructions of a new thread, right after the switch to it; the
     // switcher left preemption disabled at SCHED_OFFSET.
     unsafe { finish_task_switch(cpu) };
-    preempt::enable_no_resched();
+    preempt::enable();
 }
 
 /// Yields the CPU to the next runnable thread of equal or higher priority.
@@ -483,15 +528,28 @@ pub(crate) fn yield_current(cpu: &Cpu) {
     // SAFETY: current green thread of `cpu`; count == SCHED_OFFSET (asserted inside);
     // our state is RUNNING, so this is a yield.
     unsafe { schedule(cpu) };
-    preempt::enable_no_resched();
+    preempt::enable();
+}
+
+/// The kernel's `cond_resched()`: switch if the timer interrupt asked for it and the
+/// caller may be preempted.
+pub(crate) fn cond_resched() {
+    if preempt::raw() == preempt::NEED_RESCHED
+        && let Some(cpu) = this_cpu()
+        && cpu.has_current()
+    {
+        yield_current(cpu);
+    }
 }
 
 /// Called when a preemption-disable section ends with `NEED_RESCHED` set.
 pub(crate) fn preempt_schedule() {
-    if let (Some(cpu), Some(_)) = (this_cpu(), current_task()) {
+    if let Some(cpu) = this_cpu()
+        && cpu.has_current()
+    {
         preempt::disable_raw();
         // SAFETY: as in yield_current.
-        unsafe { schedule(cpu) };
+        unsafe { schedule_as(cpu, true) };
         preempt::enable_no_resched();
     } else {
         preempt::clear_need_resched();
@@ -523,6 +581,14 @@ pub(crate) fn block_current(
             Arc::increment_strong_count(t);
             cpu.local().timers.push(deadline, Arc::from_raw(t), token);
         }
+        // A busy CPU hears about the deadline from its tick; program the device
+        // one-shot if the deadline comes before the next tick could.
+        if cpu.config.ticks() {
+            let delay = Duration::from_nanos(deadline.saturating_sub(cpu.now_ns()));
+            if delay < cpu.config.tick {
+                tick::oneshot_then_periodic(delay, cpu.config.tick);
+            }
+        }
     }
     if cancel() {
         task.state.store(RUNNING, Ordering::SeqCst);
@@ -531,7 +597,7 @@ pub(crate) fn block_current(
         // RUNNING again if a waker got in, which schedule() treats as a yield).
         unsafe { schedule(cpu) };
     }
-    preempt::enable_no_resched();
+    preempt::enable();
 }
 
 /// `park`: consume the token or block until `unpark` (or the deadline).
@@ -618,6 +684,12 @@ pub(crate) fn spawn_on(
 pub(crate) fn run_carrier(cpu: Arc<Cpu>) {
     THIS_CPU.with(|c| c.set(Arc::as_ptr(&cpu)));
     sys::set_timer_slack_min();
+    if cpu.config.ticks() {
+        irq::become_carrier();
+        tick::start(cpu.config.tick);
+    } else {
+        irq::set_sigalrm_blocked(true);
+    }
     let _altstack = debug::overflow::AltStack::ensure();
     // The idle loop is the kernel's idle task: it runs with preemption disabled, at the
     // scheduler's offset, so it may switch.
@@ -633,6 +705,10 @@ pub(crate) fn run_carrier(cpu: Arc<Cpu>) {
     l.trace.drain(&cpu);
     drop(cpu.wake_list.take_all());
     preempt::enable_no_resched();
+    if cpu.config.ticks() {
+        tick::stop();
+        irq::leave_carrier();
+    }
     THIS_CPU.with(|c| c.set(ptr::null()));
 }
 
@@ -693,9 +769,16 @@ fn idle_loop(cpu: &Cpu) {
                 .map(|d| Duration::from_nanos(d.saturating_sub(cpu.now_ns())))
         };
         bump(&cpu.stats.idle_waits);
+        // Tickless idle: no ticks while there is nothing to preempt.
+        if cpu.config.ticks() {
+            tick::stop();
+        }
         // EINTR or a failure simply ends this wait: the loop recomputes everything.
         let n = sys::epoll_wait_ns(&cpu.epoll, &mut events, timeout).unwrap_or(0);
         cpu.idle.store(false, Ordering::SeqCst);
+        if cpu.config.ticks() {
+            tick::start(cpu.config.tick);
+        }
         if events[..n].iter().any(|e| e.u64 == DOORBELL_TOKEN) {
             sys::eventfd_drain(&cpu.doorbell);
         }

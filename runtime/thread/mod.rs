@@ -447,6 +447,16 @@ pub fn yield_now() {
     }
 }
 
+/// Switches to another thread if the timer interrupt has asked for a switch
+/// (`NEED_RESCHED`) and the caller is preemptible; otherwise returns at once.
+///
+/// The preemption points of `Model::Voluntary`: call it in long computations. Cheap
+/// when no switch is due (one thread-local read). Outside a green thread it does
+/// nothing.
+pub fn cond_resched() {
+    sched::cond_resched()
+}
+
 /// Sleeps for at least `dur`, letting other threads run. Never returns early.
 ///
 /// # Panics

@@ -1,0 +1,285 @@
+//! The timer interrupt: `SIGALRM` as the hardirq that preempts green threads.
+//!
+//! `setitimer(ITIMER_REAL)` ([`tick`]) raises `SIGALRM` every tick while a CPU is busy
+//! under a preemptive model (never while it idles: tickless idle). The handler,
+//! [`on_tick`], is the hardirq. It runs on the interrupted green thread's own stack (no
+//! `SA_ONSTACK`: a handler that led to a switch must not live on a shared alternate
+//! stack) with `SIGALRM` blocked, and it is short: it touches no run queue, timer heap
+//! or allocator, only the carrier's `preempt_count`, its soft irq mask and counters.
+//!
+//! What it decides, in order:
+//!
+//! 1. not on a carrier (`setitimer` signals the *process*, so any thread with `SIGALRM`
+//!    unblocked may take it) → forward the tick to the carrier with `tgkill`;
+//! 2. the soft irq mask is held ([`save`]) → latch the tick; the mask's release replays
+//!    it;
+//! 3. the carrier is idle, or the model is `None` → nothing;
+//! 4. a switch is due (every tick: round-robin slices of one tick; due timers are
+//!    expired by the scheduler it calls). `Voluntary` → set `NEED_RESCHED`, which
+//!    `cond_resched()` and the blocking calls honour. `Full` → preempt now if the
+//!    interrupted context is preemptible, else set `NEED_RESCHED` and count the deferral
+//!    by reason:
+//!    * `preempt_count` non-zero (atomic context; the `enable` that reaches zero
+//!      reschedules — invariant 2);
+//!    * the interrupted PC outside the executable's own text (libc, the dynamic
+//!      loader, the vDSO, other shared objects: their locks and caches are not ours);
+//!    * the carrier is panicking (its panic count is shared by every green thread).
+//!
+//! To preempt, the handler *redirects* (DESIGN.md §4): it keeps the interrupted RIP in
+//! a per-carrier variable, moves RSP below the red zone, points RIP at the assembly
+//! stub (`asm/x86_64/preempt.s`) and raises `preempt_count` to the scheduler's offset on
+//! the stub's behalf. After sigreturn — so in ordinary context, with `SIGALRM`
+//! unblocked again — the stub saves every register and the full XSAVE state, calls
+//! [`preempt_irq_entry`], which runs `schedule()`, and returns to the interrupted
+//! instruction. The scheduler never runs in signal context, and a tick that lands in
+//! the stub before `schedule()` finds the count raised and only defers.
+//!
+//! Everything here that the handler reaches is ASYNC-SIGNAL-SAFE: TLS words that are
+//! `const`-initialised and `Drop`-free, atomics, and raw system calls.
+
+pub(crate) mod tick;
+
+use crate::loom::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use crate::rt::Model;
+use crate::sched::{self, Cpu};
+use crate::{arch, debug, preempt};
+use std::cell::Cell;
+use std::io;
+use std::marker::PhantomData;
+use std::sync::Once;
+
+thread_local! {
+    /// The interrupted RIP of a redirected thread, from the handler to the stub.
+    static SAVED_RIP: Cell<usize> = const { Cell::new(0) };
+    /// Depth of the soft irq mask ([`save`]).
+    static IRQ_MASK: Cell<u32> = const { Cell::new(0) };
+    /// A tick arrived while the mask was held.
+    static IRQ_PENDING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The carrier's kernel thread id, where foreign threads forward ticks (0: none).
+static CARRIER_TID: AtomicI32 = AtomicI32::new(0);
+/// Ticks taken by threads that are not carriers and forwarded.
+pub(crate) static TICKS_FORWARDED: AtomicU64 = AtomicU64::new(0);
+
+/// Installs the `SIGALRM` handler, once per process.
+///
+/// # Errors
+/// `ResourceBusy` if another handler for `SIGALRM` is installed: the runtime owns
+/// `SIGALRM` and `ITIMER_REAL` while a preemptive runtime runs.
+pub(crate) fn install() -> io::Result<()> {
+    static ONCE: Once = Once::new();
+    let mut result = Ok(());
+    // SAFETY: querying the current disposition into a zeroed struct.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::sigaction(libc::SIGALRM, std::ptr::null(), &mut old) };
+    let ours = on_tick as *const () as usize;
+    if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != ours {
+        return Err(io::Error::new(
+            io::ErrorKind::ResourceBusy,
+            "SIGALRM already has a handler: a preemptive preempt runtime needs SIGALRM and \
+             ITIMER_REAL for its timer interrupt",
+        ));
+    }
+    ONCE.call_once(|| {
+        // SAFETY: a zeroed sigaction filled with our handler; no SA_ONSTACK (the handler
+        // may redirect the thread, so it must run on the thread's own stack), no
+        // SA_NODEFER (SIGALRM stays blocked while the handler runs), SA_RESTART so
+        // interrupted system calls that can restart do.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = ours;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            if libc::sigaction(libc::SIGALRM, &action, std::ptr::null_mut()) != 0 {
+                result = Err(io::Error::last_os_error());
+            }
+        }
+    });
+    result
+}
+
+/// Whether the installed `SIGALRM` handler has `SA_ONSTACK` (it must not; H9).
+pub fn handler_uses_altstack() -> bool {
+    // SAFETY: querying the current disposition into a zeroed struct.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::sigaction(libc::SIGALRM, std::ptr::null(), &mut old) };
+    old.sa_flags & libc::SA_ONSTACK != 0
+}
+
+/// Called by the carrier as it starts under a preemptive model: ticks go to it, and it
+/// takes them.
+pub(crate) fn become_carrier() {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    CARRIER_TID.store(tid, Ordering::Release);
+    set_sigalrm_blocked(false);
+}
+
+/// Called by the carrier as it ends.
+pub(crate) fn leave_carrier() {
+    CARRIER_TID.store(0, Ordering::Release);
+}
+
+/// Blocks or unblocks `SIGALRM` for the calling thread.
+pub(crate) fn set_sigalrm_blocked(blocked: bool) {
+    // SAFETY: a sigset built with the libc helpers; pthread_sigmask on our own thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGALRM);
+        let how = if blocked {
+            libc::SIG_BLOCK
+        } else {
+            libc::SIG_UNBLOCK
+        };
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+    }
+}
+
+/// The interval `[start, end)` of the executable's own code: the only place a green
+/// thread may be preempted asynchronously.
+fn preemptible_text() -> (usize, usize) {
+    unsafe extern "C" {
+        // Defined by the linker (GNU ld and lld) for every executable.
+        static __executable_start: u8;
+        static etext: u8;
+    }
+    (
+        (&raw const __executable_start) as usize,
+        (&raw const etext) as usize,
+    )
+}
+
+/// The `SIGALRM` handler. ASYNC-SIGNAL-SAFE.
+extern "C" fn on_tick(_sig: libc::c_int, _info: *mut libc::siginfo_t, uctx: *mut libc::c_void) {
+    // SAFETY: errno is thread-local; save it so the interrupted code never sees ours.
+    let errno = unsafe { *libc::__errno_location() };
+    match sched::this_cpu() {
+        Some(cpu) => hardirq(cpu, uctx.cast()),
+        None => forward(),
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+/// A tick that landed on a thread that is not a carrier goes to the carrier.
+fn forward() {
+    let tid = CARRIER_TID.load(Ordering::Acquire);
+    if tid != 0 {
+        TICKS_FORWARDED.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: tgkill with plain integers; a stale tid at worst signals nobody.
+        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGALRM) };
+    }
+}
+
+fn hardirq(cpu: &Cpu, uctx: *mut libc::ucontext_t) {
+    let stats = &cpu.stats;
+    sched::bump(&stats.ticks);
+    if IRQ_MASK.with(Cell::get) != 0 {
+        IRQ_PENDING.with(|p| p.set(true));
+        sched::bump(&stats.deferred_irq_mask);
+        return;
+    }
+    let model = cpu.config.model;
+    if model == Model::None || !cpu.has_current() {
+        return;
+    }
+    let raw = preempt::raw();
+    if model == Model::Voluntary {
+        preempt::set_need_resched();
+        return;
+    }
+    if raw & !preempt::NEED_RESCHED != 0 {
+        preempt::set_need_resched();
+        sched::bump(&stats.deferred_atomic);
+        return;
+    }
+    if std::thread::panicking() {
+        preempt::set_need_resched();
+        sched::bump(&stats.deferred_panicking);
+        return;
+    }
+    // SAFETY: the kernel passes a valid ucontext to SA_SIGINFO handlers; gregs holds the
+    // interrupted thread's registers, which sigreturn will load.
+    let gregs = unsafe { &mut (*uctx).uc_mcontext.gregs };
+    let pc = gregs[libc::REG_RIP as usize] as usize;
+    let (start, end) = preemptible_text();
+    if pc < start || pc >= end {
+        preempt::set_need_resched();
+        sched::bump(&stats.deferred_pc);
+        return;
+    }
+    // Redirect: after sigreturn the thread runs the stub, below its red zone.
+    SAVED_RIP.with(|r| r.set(pc));
+    gregs[libc::REG_RSP as usize] -= arch::STUB_RSP_DROP as i64;
+    gregs[libc::REG_RIP as usize] = arch::irq_stub() as i64;
+    preempt::set_raw(preempt::SCHED_OFFSET);
+    sched::bump(&stats.preemptions);
+}
+
+/// Called by the preemption stub, in ordinary context, with `preempt_count` raised to
+/// the scheduler's offset by the handler. Switches away; returns, once this thread is
+/// resumed, the instruction it was interrupted at.
+#[unsafe(no_mangle)]
+extern "sysv64" fn preempt_irq_entry() -> usize {
+    // Read before scheduling: another thread's preemption reuses the variable.
+    let rip = SAVED_RIP.with(Cell::get);
+    let Some(cpu) = sched::this_cpu() else {
+        debug::fatal("preempt: the preemption stub ran outside a carrier");
+    };
+    // SAFETY: the current green thread of `cpu`, count == SCHED_OFFSET (set by the
+    // handler); its state is RUNNING, so it is re-queued behind its equals.
+    unsafe { sched::schedule_involuntary(cpu) };
+    preempt::enable_no_resched();
+    rip
+}
+
+/// Masks the timer interrupt's effects on this carrier until the guard is dropped: a
+/// tick that arrives meanwhile is latched, and replayed when the mask is released (the
+/// kernel's `local_irq_save`/`restore`, done with a flag instead of `sigprocmask`).
+///
+/// Also disables preemption, as masking interrupts does in the kernel.
+#[must_use = "the mask is released as soon as the guard is dropped"]
+pub fn save() -> IrqGuard {
+    let guard = preempt::disable();
+    IRQ_MASK.with(|m| m.set(m.get() + 1));
+    IrqGuard {
+        _preempt: guard,
+        _not_send: PhantomData,
+    }
+}
+
+/// Releases the soft irq mask when dropped; see [`save`].
+#[derive(Debug)]
+pub struct IrqGuard {
+    _preempt: preempt::PreemptGuard,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for IrqGuard {
+    fn drop(&mut self) {
+        let depth = IRQ_MASK.with(|m| {
+            let d = m.get() - 1;
+            m.set(d);
+            d
+        });
+        if depth == 0 && IRQ_PENDING.with(|p| p.replace(false)) {
+            // Replay the latched tick: a switch is due, taken when preemption is
+            // enabled by `_preempt`'s drop right after this.
+            if let Some(cpu) = sched::this_cpu()
+                && cpu.config.model != Model::None
+                && cpu.has_current()
+            {
+                preempt::set_need_resched();
+            }
+        }
+    }
+}
+
+/// Whether the soft irq mask is held on this carrier.
+pub fn irqs_disabled() -> bool {
+    IRQ_MASK.with(Cell::get) != 0
+}

@@ -1,0 +1,46 @@
+//! The clock-event device: `setitimer(ITIMER_REAL)`.
+//!
+//! One per process (`ITIMER_REAL` is process-wide, like `SIGALRM`), programmed only by
+//! the carrier. It runs periodically at the runtime's tick while the carrier is busy
+//! and is stopped while it idles (tickless idle: an idle carrier waits in epoll with the
+//! next timer as its timeout instead). When a green thread arms a timer that is due
+//! before the next tick, the device is re-programmed one-shot for that deadline, with
+//! the periodic interval resuming after it (a poor man's hrtimer), so a sleeper wakes on
+//! time even beside a thread that never blocks.
+//!
+//! On this class of machine `setitimer` keeps its period down to ~50 µs, and a late
+//! tick can be followed by an early one: nothing may assume even spacing.
+
+use std::time::Duration;
+
+fn timeval(d: Duration) -> libc::timeval {
+    libc::timeval {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_usec: d.subsec_micros() as libc::suseconds_t,
+    }
+}
+
+fn set(value: Duration, interval: Duration) {
+    let it = libc::itimerval {
+        it_interval: timeval(interval),
+        it_value: timeval(value),
+    };
+    // SAFETY: a valid itimerval; the old value is not wanted.
+    unsafe { libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut()) };
+}
+
+/// Starts the periodic tick.
+pub(crate) fn start(period: Duration) {
+    set(period, period);
+}
+
+/// Stops the tick.
+pub(crate) fn stop() {
+    set(Duration::ZERO, Duration::ZERO);
+}
+
+/// Fires once after `delay` (at least 1 µs, `setitimer`'s resolution), then
+/// periodically.
+pub(crate) fn oneshot_then_periodic(delay: Duration, period: Duration) {
+    set(delay.max(Duration::from_micros(1)), period);
+}

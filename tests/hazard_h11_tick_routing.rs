@@ -1,0 +1,71 @@
+//! HAZARDS.md H11: `setitimer` signals the *process*, so any thread with `SIGALRM`
+//! unblocked may take the tick; the runtime forwards such ticks to the carrier.
+//!
+//! Alone in its binary: concurrent tests (child processes) would take the carrier's
+//! CPU time from it, and standard signals pending meanwhile merge — a property of the
+//! OS scheduler, not of tick routing.
+
+mod support;
+
+use preempt::{Model, Runtime};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+fn full(tick: Duration) -> Runtime {
+    // SAFETY: the one green thread here touches no thread-locals.
+    unsafe { Runtime::builder().preemptive(Model::Full) }
+        .tick(tick)
+        .build()
+        .expect("build a Full runtime")
+}
+
+#[test]
+fn h11_ticks_taken_by_foreign_threads_reach_the_carrier() {
+    let _l = support::runtime_lock();
+    let rt = full(Duration::from_millis(1));
+    let stop = Arc::new(AtomicBool::new(false));
+    // Four foreign OS threads with SIGALRM unblocked, running in short bursts: the
+    // process-wide timer signal lands on them whenever one is on a CPU when it fires.
+    // (Not spinning all the time: on two CPUs that would starve the carrier of the OS's
+    // CPU time itself, and signals pending meanwhile merge — not what H11 is about.)
+    let foreign: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Relaxed) {
+                    let t0 = Instant::now();
+                    while t0.elapsed() < Duration::from_micros(100) {
+                        std::hint::spin_loop();
+                    }
+                    std::thread::sleep(Duration::from_micros(700));
+                }
+            })
+        })
+        .collect();
+    let forwarded_before = rt.stats().ticks_forwarded;
+    let ticks_before = rt.stats().ticks;
+    let t0 = Instant::now();
+    rt.block_on(|| {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_millis(500) {
+            std::hint::spin_loop();
+        }
+    });
+    let elapsed = t0.elapsed();
+    stop.store(true, Relaxed);
+    foreign.into_iter().for_each(|h| h.join().unwrap());
+    let s = rt.stats();
+    let ticks = s.ticks - ticks_before;
+    let expected = elapsed.as_micros() as f64 / 1000.0;
+    assert!(
+        ticks as f64 >= 0.95 * expected,
+        "only {ticks} of ~{expected:.0} ticks reached the carrier"
+    );
+    assert!(s.ticks_forwarded > forwarded_before, "{s:?}");
+    eprintln!(
+        "H11: {ticks} ticks on the carrier of ~{expected:.0}, {} forwarded",
+        s.ticks_forwarded - forwarded_before
+    );
+    assert!(!preempt::irq::handler_uses_altstack(), "H9: no SA_ONSTACK");
+}

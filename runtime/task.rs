@@ -9,6 +9,7 @@
 //! | `state`, `park_token`, `wake_queued` | any thread | atomically, see below |
 //! | `wake_next` | the wake list | while `wake_queued` is set |
 //! | `se` (context, stack, run-queue links, timer token) | the owning CPU | with preemption disabled |
+//! | `locals` (task-local values) | the task itself | while it runs |
 //!
 //! ## States (`state`)
 //!
@@ -97,6 +98,8 @@ pub(crate) struct Task {
     /// The wake list's link.
     pub(crate) wake_next: AtomicPtr<Task>,
     pub(crate) se: UnsafeCell<SchedEntity>,
+    /// Task-local values; touched only by the task itself (`thread::local`).
+    pub(crate) locals: UnsafeCell<crate::thread::local::Locals>,
 }
 
 // SAFETY: the atomics are shareable; `se` is touched only by the owning CPU with
@@ -133,6 +136,7 @@ impl Task {
                 on_rq: false,
                 timer_token: 0,
             }),
+            locals: UnsafeCell::new(Vec::new()),
         }
     }
 

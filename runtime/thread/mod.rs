@@ -16,10 +16,12 @@
 //! assembly — stores the result in the packet, wakes a joiner if one waits, and switches
 //! away for the last time; the CPU then takes its stack back.
 
+pub(crate) mod local;
 mod scope;
 
 pub use crate::sched::Priority;
 pub use crate::task::ThreadId;
+pub use local::LocalKey;
 pub use scope::{Scope, ScopedJoinHandle, scope};
 
 use crate::arch;
@@ -223,6 +225,10 @@ where
     // SAFETY: per the contract; the record is never read again.
     let Start { f, packet } = unsafe { arg.cast::<Start<F, T>>().read() };
     let result = panic::catch_unwind(AssertUnwindSafe(f));
+    // Task-locals are dropped here, on their own thread (they need not be Send).
+    if panic::catch_unwind(local::drop_all).is_err() {
+        crate::debug::fatal("preempt: a task-local destructor panicked");
+    }
     // SAFETY: only this thread writes the result, before publishing DONE.
     unsafe { *packet.result.get() = Some(result) };
     packet.complete();

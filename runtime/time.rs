@@ -10,6 +10,9 @@
 //! waits in epoll until the earliest deadline, with nanosecond resolution and 1 ns timer
 //! slack, so a sleeper wakes when asked, never earlier: `sleep` re-checks the clock and
 //! sleeps again if a wakeup came early for any reason.
+//!
+//! A thread that sleeps while unwinding keeps its CPU (see `sleep_on`): the panic count
+//! is per OS thread.
 
 use crate::sched::{self, Cpu};
 use crate::task::Task;
@@ -98,6 +101,17 @@ pub(crate) fn sleep_until(deadline: Instant) {
 }
 
 fn sleep_on(cpu: &Cpu, t: *const Task, deadline: Instant) {
+    if std::thread::panicking() {
+        // The panic count is per OS thread: a green thread that switched away while
+        // unwinding would make `panicking()` true for every other thread of its CPU,
+        // and a panic in one of them would abort as a double panic. So a thread that
+        // sleeps while unwinding (in a destructor) keeps its CPU and sleeps in the
+        // kernel; std::thread::sleep retries on EINTR.
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            std::thread::sleep(left);
+        }
+        return;
+    }
     let ns = cpu.instant_to_ns(deadline);
     while Instant::now() < deadline {
         sched::block_current(cpu, t, Some(ns), || false);

@@ -534,24 +534,27 @@ pub(crate) fn yield_current(cpu: &Cpu) {
 /// The kernel's `cond_resched()`: switch if the timer interrupt asked for it and the
 /// caller may be preempted.
 pub(crate) fn cond_resched() {
-    if preempt::raw() == preempt::NEED_RESCHED
-        && let Some(cpu) = this_cpu()
-        && cpu.has_current()
-    {
-        yield_current(cpu);
+    if preempt::raw() == preempt::NEED_RESCHED {
+        preempt_schedule();
     }
 }
 
 /// Called when a preemption-disable section ends with `NEED_RESCHED` set.
+///
+/// Never switches while the caller unwinds: the panic count is per OS thread, so every
+/// other thread of the CPU would see `std::thread::panicking()` (and the timer
+/// interrupt would defer all preemption) until it resumed. `NEED_RESCHED` stays set for
+/// the next chance after the unwinding.
 pub(crate) fn preempt_schedule() {
     if let Some(cpu) = this_cpu()
         && cpu.has_current()
+        && !std::thread::panicking()
     {
         preempt::disable_raw();
         // SAFETY: as in yield_current.
         unsafe { schedule_as(cpu, true) };
         preempt::enable_no_resched();
-    } else {
+    } else if !std::thread::panicking() {
         preempt::clear_need_resched();
     }
 }

@@ -443,11 +443,15 @@ pub fn try_current() -> Option<Thread> {
 
 /// Lets the next runnable thread of the same or higher priority run.
 ///
+/// A thread that is unwinding (in a destructor during a panic) keeps its CPU: the panic
+/// count is per OS thread, shared by the CPU's green threads.
+///
 /// # Panics
 /// Outside a green thread.
 #[track_caller]
 pub fn yield_now() {
     match sched::this_cpu() {
+        Some(_) if std::thread::panicking() => {}
         Some(cpu) if cpu.has_current() => sched::yield_current(cpu),
         _ => sched::no_runtime("preempt::thread::yield_now"),
     }

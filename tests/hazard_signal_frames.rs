@@ -1,0 +1,101 @@
+//! HAZARDS.md H9, H10 and H12 under `Model::Full` with fast ticks: signal frames fit the
+//! minimum stack, the vDSO's stack probing is safe there, and no sleep is cut short by
+//! the tick (`EINTR`).
+
+mod support;
+
+use preempt::thread::{self, Builder};
+use preempt::{Model, Runtime};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+fn full(tick: Duration) -> Runtime {
+    // SAFETY: the threads share only atomics.
+    unsafe { Runtime::builder().preemptive(Model::Full) }
+        .tick(tick)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn h9_h12_minimum_stacks_survive_preemption_and_the_vdso() {
+    let _l = support::runtime_lock();
+    assert!(!preempt::irq::handler_uses_altstack());
+    let min = preempt::min_stack_size();
+    // The minimum leaves room for the kernel's signal frame on this CPU.
+    assert!(min >= 16 << 10, "minimum {min}");
+    let rt = full(preempt::MIN_TICK);
+    let clock_reads = rt.block_on(move || {
+        let hs: Vec<_> = (0..4)
+            .map(|i| {
+                Builder::new()
+                    .stack_size(min)
+                    .spawn(move || {
+                        let t0 = Instant::now();
+                        let mut reads = 0u64;
+                        if i % 2 == 0 {
+                            // H12: the vDSO's clock_gettime, over and over.
+                            while t0.elapsed() < Duration::from_millis(300) {
+                                reads += 1;
+                            }
+                        } else {
+                            // A plain spinner: preempted anywhere in its own code.
+                            let mut x = 0u64;
+                            while t0.elapsed() < Duration::from_millis(300) {
+                                for k in 0..1000 {
+                                    x = x.wrapping_mul(31).wrapping_add(k);
+                                }
+                                std::hint::black_box(x);
+                            }
+                        }
+                        reads
+                    })
+                    .unwrap()
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+    });
+    assert!(clock_reads > 0);
+    let s = rt.stats();
+    assert!(s.preemptions >= 1000, "{s:?}");
+    // Ticks that landed inside the vDSO were deferred, not taken there.
+    assert!(s.deferred_pc > 0, "{s:?}");
+}
+
+#[test]
+fn h10_sleeps_are_never_cut_short_by_the_tick() {
+    let _l = support::runtime_lock();
+    let rt = full(Duration::from_micros(100));
+    rt.block_on(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        // Keeps the CPU busy so the tick runs throughout.
+        let spinner = thread::spawn(move || {
+            while !s.load(Relaxed) {
+                std::hint::spin_loop();
+            }
+        });
+        for i in 0..200u64 {
+            let asked = Duration::from_micros(50 + (i * 37) % 900);
+            let t0 = Instant::now();
+            thread::sleep(asked);
+            assert!(t0.elapsed() >= asked, "sleep {i} returned early");
+            let t0 = Instant::now();
+            thread::park_timeout(asked);
+            // park_timeout may return early only when unparked; nobody unparks us.
+            assert!(t0.elapsed() >= asked, "park_timeout {i} returned early");
+        }
+        stop.store(true, Relaxed);
+        spinner.join().unwrap();
+    });
+    // And with the CPU idle between sleeps (the idle wait, tick stopped).
+    rt.block_on(|| {
+        for i in 0..100u64 {
+            let asked = Duration::from_micros(20 + (i * 53) % 700);
+            let t0 = Instant::now();
+            thread::sleep(asked);
+            assert!(t0.elapsed() >= asked);
+        }
+    });
+}

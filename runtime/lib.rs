@@ -30,11 +30,14 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod alloc;
 mod arch;
 mod debug;
 pub mod irq;
 mod loom;
 mod preempt;
+#[doc(hidden)]
+pub mod print;
 mod rt;
 mod sched;
 mod stack;

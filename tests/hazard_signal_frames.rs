@@ -58,9 +58,10 @@ fn h9_h12_minimum_stacks_survive_preemption_and_the_vdso() {
     });
     assert!(clock_reads > 0);
     let s = rt.stats();
+    // The clock readers were preempted too: the vDSO and libc's clock_gettime wrapper
+    // are on the allowlist of pure routines, so they run on the minimum stack with the
+    // preemption stub's frame below theirs.
     assert!(s.preemptions >= 1000, "{s:?}");
-    // Ticks that landed inside the vDSO were deferred, not taken there.
-    assert!(s.deferred_pc > 0, "{s:?}");
 }
 
 #[test]

@@ -14,15 +14,17 @@
 //! 2. the soft irq mask is held ([`save`]) → latch the tick; the mask's release replays
 //!    it;
 //! 3. the carrier is idle, or the model is `None` → nothing;
-//! 4. a switch is due (every tick: round-robin slices of one tick; due timers are
-//!    expired by the scheduler it calls). `Voluntary` → set `NEED_RESCHED`, which
+//! 4. nothing else is queued and no timer is due → nothing (read from atomic mirrors
+//!    the CPU publishes, so a lone thread pays only for the signal);
+//! 5. a switch is due (round-robin slices of one tick; due timers are expired by the
+//!    scheduler it calls). `Voluntary` → set `NEED_RESCHED`, which
 //!    `cond_resched()` and the blocking calls honour. `Full` → preempt now if the
 //!    interrupted context is preemptible, else set `NEED_RESCHED` and count the deferral
 //!    by reason:
 //!    * `preempt_count` non-zero (atomic context; the `enable` that reaches zero
 //!      reschedules — invariant 2);
-//!    * the interrupted PC outside the executable's own text (libc, the dynamic
-//!      loader, the vDSO, other shared objects: their locks and caches are not ours);
+//!    * the interrupted PC outside the executable's own text and the vDSO (libc, the
+//!      dynamic loader, other shared objects: their locks and caches are not ours);
 //!    * the carrier is panicking (its panic count is shared by every green thread).
 //!
 //! To preempt, the handler *redirects* (DESIGN.md §4): it keeps the interrupted RIP in
@@ -39,7 +41,8 @@
 
 pub(crate) mod tick;
 
-use crate::loom::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+// Process-wide statics, not protocols loom models: std's atomics (loom's cannot
+// initialise a static).
 use crate::rt::Model;
 use crate::sched::{self, Cpu};
 use crate::{arch, debug, preempt};
@@ -47,6 +50,7 @@ use std::cell::Cell;
 use std::io;
 use std::marker::PhantomData;
 use std::sync::Once;
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 
 thread_local! {
     /// The interrupted RIP of a redirected thread, from the handler to the stub.
@@ -83,6 +87,8 @@ pub(crate) fn install() -> io::Result<()> {
         ));
     }
     ONCE.call_once(|| {
+        find_vdso();
+        find_allowed_libc();
         // SAFETY: a zeroed sigaction filled with our handler; no SA_ONSTACK (the handler
         // may redirect the thread, so it must run on the thread's own stack), no
         // SA_NODEFER (SIGALRM stays blocked while the handler runs), SA_RESTART so
@@ -139,9 +145,36 @@ pub(crate) fn set_sigalrm_blocked(blocked: bool) {
     }
 }
 
+/// Blocks `SIGALRM` on the calling OS thread until dropped, then restores its mask.
+pub(crate) struct MaskSigalrm {
+    old: libc::sigset_t,
+}
+
+impl MaskSigalrm {
+    pub(crate) fn new() -> MaskSigalrm {
+        // SAFETY: sigsets built with the libc helpers; pthread_sigmask on our thread.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGALRM);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+            MaskSigalrm { old }
+        }
+    }
+}
+
+impl Drop for MaskSigalrm {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `new` on this same thread (the guard is
+        // created and dropped within one call on one thread).
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+    }
+}
+
 /// The interval `[start, end)` of the executable's own code: the only place a green
 /// thread may be preempted asynchronously.
-fn preemptible_text() -> (usize, usize) {
+fn executable_text() -> (usize, usize) {
     unsafe extern "C" {
         // Defined by the linker (GNU ld and lld) for every executable.
         static __executable_start: u8;
@@ -151,6 +184,96 @@ fn preemptible_text() -> (usize, usize) {
         (&raw const __executable_start) as usize,
         (&raw const etext) as usize,
     )
+}
+
+/// The vDSO's address range, found once when the handler is installed (0, 0 if none).
+static VDSO: (AtomicUsize, AtomicUsize) = (AtomicUsize::new(0), AtomicUsize::new(0));
+
+/// Reads the vDSO's range from `/proc/self/maps` (not signal context).
+fn find_vdso() {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    for line in maps.lines().filter(|l| l.ends_with("[vdso]")) {
+        let range = line.split(' ').next().unwrap_or("");
+        if let Some((a, b)) = range.split_once('-')
+            && let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        {
+            VDSO.0.store(a, Ordering::Relaxed);
+            VDSO.1.store(b, Ordering::Release);
+        }
+    }
+}
+
+/// libc routines that are pure and lock-free — they touch only their arguments (and,
+/// for the clocks, the vDSO) — so a thread may be preempted inside them: a long
+/// `memcpy` stays preemptible. Resolved once with `dlsym` (for IFUNCs, the chosen
+/// implementation) and sized with `dladdr1`.
+const ALLOWED_LIBC: [&std::ffi::CStr; 16] = [
+    c"memcpy",
+    c"memmove",
+    c"memset",
+    c"memcmp",
+    c"bcmp",
+    c"memchr",
+    c"memrchr",
+    c"strlen",
+    c"strnlen",
+    c"strcmp",
+    c"strncmp",
+    c"strchr",
+    c"strrchr",
+    c"clock_gettime",
+    c"gettimeofday",
+    c"time",
+];
+static ALLOWED: [(AtomicUsize, AtomicUsize); ALLOWED_LIBC.len()] =
+    [const { (AtomicUsize::new(0), AtomicUsize::new(0)) }; ALLOWED_LIBC.len()];
+
+/// Finds the allowed libc routines' address ranges (not signal context).
+fn find_allowed_libc() {
+    const RTLD_DL_SYMENT: libc::c_int = 1;
+    for (name, slot) in ALLOWED_LIBC.iter().zip(&ALLOWED) {
+        // SAFETY: dlsym with a NUL-terminated name in the default namespace.
+        let addr = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+        if addr.is_null() {
+            continue;
+        }
+        // SAFETY: dladdr1 fills `info` and points `sym` at the symbol table entry.
+        let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+        let mut sym: *mut libc::c_void = std::ptr::null_mut();
+        // SAFETY: as above.
+        let ok = unsafe { libc::dladdr1(addr, &mut info, &mut sym, RTLD_DL_SYMENT) };
+        if ok == 0 || sym.is_null() || info.dli_saddr != addr {
+            continue;
+        }
+        // SAFETY: dladdr1 returned a pointer to an Elf64_Sym for RTLD_DL_SYMENT.
+        let size = unsafe { (*sym.cast::<libc::Elf64_Sym>()).st_size } as usize;
+        if size > 0 {
+            slot.0.store(addr as usize, Ordering::Relaxed);
+            slot.1.store(addr as usize + size, Ordering::Release);
+        }
+    }
+}
+
+/// Whether a thread interrupted at `pc` may be preempted: the executable's own code, the
+/// vDSO — whose clock routines are pure and lock-free (a sequence-count read of a shared
+/// page, no per-thread state) — and the allowed libc routines above. Everything else
+/// (the rest of libc, the dynamic loader, other shared objects) holds locks and
+/// per-thread caches we cannot see. ASYNC-SIGNAL-SAFE.
+fn preemptible(pc: usize) -> bool {
+    let (start, end) = executable_text();
+    if pc >= start && pc < end {
+        return true;
+    }
+    let vdso_end = VDSO.1.load(Ordering::Acquire);
+    if pc >= VDSO.0.load(Ordering::Relaxed) && pc < vdso_end {
+        return true;
+    }
+    ALLOWED.iter().any(|(s, e)| {
+        let end = e.load(Ordering::Acquire);
+        pc >= s.load(Ordering::Relaxed) && pc < end
+    })
 }
 
 /// The `SIGALRM` handler. ASYNC-SIGNAL-SAFE.
@@ -187,12 +310,26 @@ fn hardirq(cpu: &Cpu, uctx: *mut libc::ucontext_t) {
     if model == Model::None || !cpu.has_current() {
         return;
     }
+    if !cpu.switch_wanted() {
+        // Nothing else to run and no timer due: the tick costs nothing more. A timer due
+        // before the next tick (this one came early: `setitimer` counts microseconds)
+        // gets a one-shot of its own.
+        let next = cpu.next_timer.load(Ordering::Relaxed);
+        if next != u64::MAX {
+            let left = std::time::Duration::from_nanos(next.saturating_sub(cpu.now_ns()));
+            if left < cpu.config.tick {
+                tick::oneshot_then_periodic(left, cpu.config.tick);
+            }
+        }
+        return;
+    }
     let raw = preempt::raw();
     if model == Model::Voluntary {
         preempt::set_need_resched();
         return;
     }
     if raw & !preempt::NEED_RESCHED != 0 {
+        // The `enable` that brings the count to zero switches: no retry needed.
         preempt::set_need_resched();
         sched::bump(&stats.deferred_atomic);
         return;
@@ -206,10 +343,10 @@ fn hardirq(cpu: &Cpu, uctx: *mut libc::ucontext_t) {
     // interrupted thread's registers, which sigreturn will load.
     let gregs = unsafe { &mut (*uctx).uc_mcontext.gregs };
     let pc = gregs[libc::REG_RIP as usize] as usize;
-    let (start, end) = preemptible_text();
-    if pc < start || pc >= end {
+    if !preemptible(pc) {
         preempt::set_need_resched();
         sched::bump(&stats.deferred_pc);
+        retry_soon_if_timer_due(cpu);
         return;
     }
     // Redirect: after sigreturn the thread runs the stub, below its red zone.
@@ -219,6 +356,19 @@ fn hardirq(cpu: &Cpu, uctx: *mut libc::ucontext_t) {
     preempt::set_raw(preempt::SCHED_OFFSET);
     sched::bump(&stats.preemptions);
 }
+
+/// After a deferral in foreign code, a sleeper whose timer is due should not wait a
+/// whole tick: ask again after the shortest period the device keeps reliably. (A
+/// round-robin slice can wait for the next tick.) ASYNC-SIGNAL-SAFE.
+fn retry_soon_if_timer_due(cpu: &Cpu) {
+    if cpu.next_timer.load(Ordering::Relaxed) <= cpu.now_ns() && cpu.config.tick > MIN_RETRY {
+        tick::oneshot_then_periodic(MIN_RETRY, cpu.config.tick);
+    }
+}
+
+/// The retry delay after a deferral: `setitimer`'s reliable minimum on this class of
+/// machine.
+const MIN_RETRY: std::time::Duration = crate::rt::MIN_TICK;
 
 /// Called by the preemption stub, in ordinary context, with `preempt_count` raised to
 /// the scheduler's offset by the handler. Switches away; returns, once this thread is
@@ -230,9 +380,17 @@ extern "sysv64" fn preempt_irq_entry() -> usize {
     let Some(cpu) = sched::this_cpu() else {
         debug::fatal("preempt: the preemption stub ran outside a carrier");
     };
-    // SAFETY: the current green thread of `cpu`, count == SCHED_OFFSET (set by the
-    // handler); its state is RUNNING, so it is re-queued behind its equals.
-    unsafe { sched::schedule_involuntary(cpu) };
+    // Like the kernel's preempt_schedule_irq: a tick that landed while we were in the
+    // scheduler (count raised) asked again; honour it before returning.
+    loop {
+        // SAFETY: the current green thread of `cpu`, count == SCHED_OFFSET (set by the
+        // handler, or left by the previous round); its state is RUNNING, so it is
+        // re-queued behind its equals.
+        unsafe { sched::schedule_involuntary(cpu) };
+        if !preempt::need_resched() || std::thread::panicking() {
+            break;
+        }
+    }
     preempt::enable_no_resched();
     rip
 }

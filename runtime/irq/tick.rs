@@ -39,6 +39,24 @@ pub(crate) fn stop() {
     set(Duration::ZERO, Duration::ZERO);
 }
 
+/// Time until the device next fires (`None` if stopped). ASYNC-SIGNAL-SAFE.
+pub(crate) fn remaining() -> Option<Duration> {
+    // SAFETY: getitimer fills a zeroed itimerval.
+    let mut it: libc::itimerval = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getitimer(libc::ITIMER_REAL, &mut it) };
+    let d = Duration::new(it.it_value.tv_sec as u64, it.it_value.tv_usec as u32 * 1000);
+    (!d.is_zero()).then_some(d)
+}
+
+/// Programs the device to fire at `delay` from now if that is before its next expiry.
+/// ASYNC-SIGNAL-SAFE.
+pub(crate) fn fire_by(delay: Duration, period: Duration) {
+    if remaining().is_none_or(|r| delay < r) {
+        oneshot_then_periodic(delay, period);
+    }
+}
+
 /// Fires once after `delay` (at least 1 µs, `setitimer`'s resolution), then
 /// periodically.
 pub(crate) fn oneshot_then_periodic(delay: Duration, period: Duration) {

@@ -135,6 +135,11 @@ pub(crate) struct Cpu {
     pub(crate) shutdown: AtomicBool,
     /// Green threads spawned and not yet finished.
     pub(crate) nr_live: AtomicUsize,
+    /// Mirrors for the timer interrupt, which must not look at `local`: how many tasks
+    /// are queued, and the earliest timer deadline (`u64::MAX`: none). Written by the
+    /// carrier whenever the run queue or the timer heap changes.
+    pub(crate) queued: AtomicUsize,
+    pub(crate) next_timer: AtomicU64,
     pub(crate) stats: CpuStats,
     /// Zero of the CPU's nanosecond clock (timers are kept as offsets from it).
     epoch: Instant,
@@ -234,6 +239,8 @@ impl Cpu {
             epoll,
             shutdown: AtomicBool::new(false),
             nr_live: AtomicUsize::new(0),
+            queued: AtomicUsize::new(0),
+            next_timer: AtomicU64::new(u64::MAX),
             stats: CpuStats::default(),
             epoch: Instant::now(),
             local: UnsafeCell::new(CpuLocal {
@@ -279,6 +286,23 @@ impl Cpu {
         deadline.saturating_duration_since(self.epoch).as_nanos() as u64
     }
 
+    /// Publishes the run queue's length and the next deadline for the timer interrupt.
+    #[inline]
+    fn publish(&self, l: &CpuLocal) {
+        self.queued.store(l.rq.len(), Ordering::Relaxed);
+        self.next_timer.store(
+            l.timers.next_deadline().unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Whether the timer interrupt should switch: another task is queued or a timer is
+    /// due. ASYNC-SIGNAL-SAFE.
+    pub(crate) fn switch_wanted(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) != 0
+            || self.next_timer.load(Ordering::Relaxed) <= self.now_ns()
+    }
+
     /// Queues a task woken or spawned on this CPU.
     ///
     /// # Safety
@@ -291,6 +315,7 @@ impl Cpu {
             }
             l.rq.enqueue(t);
         }
+        self.publish(l);
     }
 
     /// Moves wakeups from the wake list and due timers onto the run queue.
@@ -333,6 +358,7 @@ impl Cpu {
                 l.trace.record(self, Event::Wakeup(task.id.as_u64().get()));
             }
         }
+        self.publish(l);
     }
 
     /// Rings the doorbell if the carrier is (about to be) idle.
@@ -438,6 +464,7 @@ unsafe fn schedule_as(cpu: &Cpu, involuntary: bool) {
         preempt::clear_need_resched();
         // SAFETY: carrier, preemption disabled.
         let next = unsafe { l.rq.pick_next() }.unwrap_or(ptr::null());
+        cpu.publish(l);
         if next == prev {
             return;
         }
@@ -551,8 +578,14 @@ pub(crate) fn preempt_schedule() {
         && !std::thread::panicking()
     {
         preempt::disable_raw();
-        // SAFETY: as in yield_current.
-        unsafe { schedule_as(cpu, true) };
+        loop {
+            // SAFETY: as in yield_current.
+            unsafe { schedule_as(cpu, true) };
+            // A tick that landed inside the scheduler asked again.
+            if !preempt::need_resched() {
+                break;
+            }
+        }
         preempt::enable_no_resched();
     } else if !std::thread::panicking() {
         preempt::clear_need_resched();
@@ -582,15 +615,16 @@ pub(crate) fn block_current(
             se.timer_token += 1;
             let token = se.timer_token;
             Arc::increment_strong_count(t);
-            cpu.local().timers.push(deadline, Arc::from_raw(t), token);
+            let l = cpu.local();
+            l.timers.push(deadline, Arc::from_raw(t), token);
+            cpu.publish(l);
         }
         // A busy CPU hears about the deadline from its tick; program the device
-        // one-shot if the deadline comes before the next tick could.
+        // one-shot if the deadline comes before the next tick would (a poor man's
+        // hrtimer). An idle CPU stops the tick and waits with the deadline instead.
         if cpu.config.ticks() {
             let delay = Duration::from_nanos(deadline.saturating_sub(cpu.now_ns()));
-            if delay < cpu.config.tick {
-                tick::oneshot_then_periodic(delay, cpu.config.tick);
-            }
+            tick::fire_by(delay, cpu.config.tick);
         }
     }
     if cancel() {
@@ -724,7 +758,9 @@ fn idle_loop(cpu: &Cpu) {
             // SAFETY: as above.
             unsafe { cpu.pull_wakeups(l) };
             // SAFETY: as above.
-            unsafe { l.rq.pick_next() }
+            let next = unsafe { l.rq.pick_next() };
+            cpu.publish(l);
+            next
         };
         if let Some(next) = next {
             // SAFETY: as above.

@@ -89,6 +89,11 @@ impl RunQueue {
         }
     }
 
+    /// Runnable tasks queued (the running one is not counted).
+    pub(crate) fn len(&self) -> usize {
+        self.nr_running
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         debug_assert_eq!(
             self.nr_running == 0,

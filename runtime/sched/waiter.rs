@@ -42,6 +42,10 @@ impl Waiter {
                 }
             }
             None => {
+                // A parked OS thread would still take the process-directed tick and
+                // have to forward it (a second signal per tick): keep it masked while
+                // parked. Restored afterwards, whatever it was.
+                let _mask = crate::irq::MaskSigalrm::new();
                 while !done() {
                     std::thread::park();
                 }

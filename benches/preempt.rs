@@ -206,7 +206,7 @@ fn sleeper_lateness(rt: &Runtime) -> Vec<u64> {
 
 // -------------------------------------------------------------- (b) the tick's cost
 
-const WORK: u64 = 60_000_000;
+const WORK: u64 = 100_000_000;
 
 /// A CPU-bound loop; returns its wall time.
 fn work() -> Duration {
@@ -242,39 +242,33 @@ fn main() {
         Duration::from_micros(100),
     ];
 
-    // (b) first: its bare baseline replaces the SIGALRM handler for a moment.
-    println!("(b) the tick's cost to a CPU-bound loop (one runnable thread), medians of 3");
-    let plain = median((0..3).map(|_| work().as_secs_f64()).collect());
-    let none_rt = Runtime::builder().build().unwrap();
-    let none = median(
-        (0..3)
-            .map(|_| runtime_work(&none_rt).as_secs_f64())
-            .collect(),
-    );
-    drop(none_rt);
-    println!(
-        "    no tick: plain loop {:.1} ms, in a green thread (Model::None) {:.1} ms ({:+.1} %)",
-        plain * 1e3,
-        none * 1e3,
-        (none / plain - 1.0) * 100.0
-    );
-    let mut bare_by_tick = Vec::new();
+    // (b) first: its bare baseline replaces the SIGALRM handler for a moment. The four
+    // variants are interleaved round by round, so drift in the machine (the other vCPU,
+    // the hypervisor) hits them alike; medians of 7 rounds.
+    println!("(b) the tick's cost to a CPU-bound loop (one runnable thread), medians of 7");
     for &t in &ticks {
-        let bare = median((0..3).map(|_| bare_tick_work(t).as_secs_f64()).collect());
-        bare_by_tick.push(bare);
-    }
-    for (i, &t) in ticks.iter().enumerate() {
-        let rt = full(t);
-        let ours = median((0..3).map(|_| runtime_work(&rt).as_secs_f64()).collect());
-        drop(rt);
-        let bare = bare_by_tick[i];
+        let (mut plain, mut bare, mut none, mut ours) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..7 {
+            plain.push(work().as_secs_f64());
+            bare.push(bare_tick_work(t).as_secs_f64());
+            let rt = Runtime::builder().build().unwrap();
+            none.push(runtime_work(&rt).as_secs_f64());
+            drop(rt);
+            let rt = full(t);
+            ours.push(runtime_work(&rt).as_secs_f64());
+            drop(rt);
+        }
+        let (plain, bare, none, ours) = (median(plain), median(bare), median(none), median(ours));
         let (bare_over, ours_over) = (bare / plain - 1.0, ours / none - 1.0);
         println!(
-            "    tick {:>6?}: bare setitimer + empty handler {:+.1} %, Model::Full {:+.1} % \
-             (overhead ratio {:.2}x)",
+            "    tick {:>6?}: loop {:.1} ms; bare setitimer + empty handler {:+.1} %; \
+             Model::Full {:+.1} % (vs the loop in a green thread, {:.1} ms); \
+             overhead ratio {:.2}x",
             t,
+            plain * 1e3,
             bare_over * 100.0,
             ours_over * 100.0,
+            none * 1e3,
             ours_over / bare_over.max(1e-9)
         );
     }

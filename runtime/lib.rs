@@ -20,9 +20,10 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
-//! Preemption models (see [`Model`]): this version implements `Model::None`, in which
-//! threads switch only when they block, sleep, yield or exit. The timer interrupt that
-//! makes `Full` preemption possible builds on the `preempt_count` word already here.
+//! Preemption models (see [`Model`]): `None` (threads switch only when they block,
+//! sleep, yield or exit), `Voluntary` (also at `cond_resched()` when the timer interrupt
+//! asks) and `Full` (the timer interrupt preempts any thread outside atomic context,
+//! chosen with the `unsafe` [`Builder::preemptive`]; read [`safety`] first).
 //!
 //! Each module's documentation says what it owns and which invariants it keeps; the
 //! invariants are numbered as in the project's design notes.
@@ -39,6 +40,7 @@ mod preempt;
 #[doc(hidden)]
 pub mod print;
 mod rt;
+pub mod safety;
 mod sched;
 mod stack;
 mod sys;

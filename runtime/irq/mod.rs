@@ -1,8 +1,8 @@
 //! The timer interrupt: `SIGALRM` as the hardirq that preempts green threads.
 //!
-//! `setitimer(ITIMER_REAL)` ([`tick`]) raises `SIGALRM` every tick while a CPU is busy
+//! `setitimer(ITIMER_REAL)` (the `tick` module) raises `SIGALRM` every tick while a CPU is busy
 //! under a preemptive model (never while it idles: tickless idle). The handler,
-//! [`on_tick`], is the hardirq. It runs on the interrupted green thread's own stack (no
+//! `on_tick`, is the hardirq. It runs on the interrupted green thread's own stack (no
 //! `SA_ONSTACK`: a handler that led to a switch must not live on a shared alternate
 //! stack) with `SIGALRM` blocked, and it is short: it touches no run queue, timer heap
 //! or allocator, only the carrier's `preempt_count`, its soft irq mask and counters.
@@ -32,7 +32,7 @@
 //! stub (`asm/x86_64/preempt.s`) and raises `preempt_count` to the scheduler's offset on
 //! the stub's behalf. After sigreturn — so in ordinary context, with `SIGALRM`
 //! unblocked again — the stub saves every register and the full XSAVE state, calls
-//! [`preempt_irq_entry`], which runs `schedule()`, and returns to the interrupted
+//! `preempt_irq_entry`, which runs `schedule()`, and returns to the interrupted
 //! instruction. The scheduler never runs in signal context, and a tick that lands in
 //! the stub before `schedule()` finds the count raised and only defers.
 //!

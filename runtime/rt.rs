@@ -229,6 +229,7 @@ impl Builder {
                 tick: self.tick,
             },
         )?;
+        let watchdog = debug::watchdog::Watchdog::start(cpu.clone(), &self.name)?;
         let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
         let carrier_cpu = cpu.clone();
         let carrier = std::thread::Builder::new()
@@ -242,6 +243,7 @@ impl Builder {
             carrier: Some(carrier),
             done: std::sync::Mutex::new(done_rx),
             shutdown_timeout: self.shutdown_timeout,
+            watchdog: Some(watchdog),
             _live: live,
         })
     }
@@ -294,6 +296,7 @@ pub struct Runtime {
     carrier: Option<std::thread::JoinHandle<()>>,
     done: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
     shutdown_timeout: Duration,
+    watchdog: Option<debug::watchdog::Watchdog>,
     _live: LiveToken,
 }
 
@@ -410,6 +413,7 @@ impl Drop for Runtime {
                 if let Some(c) = self.carrier.take() {
                     let _ = c.join();
                 }
+                drop(self.watchdog.take());
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                 let live = self.cpu.nr_live.load(Ordering::Acquire);

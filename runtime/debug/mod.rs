@@ -7,6 +7,7 @@
 
 pub(crate) mod overflow;
 pub(crate) mod panic;
+pub(crate) mod watchdog;
 
 use crate::{preempt, sched, sys};
 use std::panic::Location;

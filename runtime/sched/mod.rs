@@ -92,7 +92,7 @@ pub(crate) use waiter::Waiter;
 
 use crate::arch::{self, Context};
 use crate::irq::{self, tick};
-use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+use crate::loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence};
 use crate::preempt::{self, SCHED_OFFSET};
 use crate::rt::Model;
 use crate::stack::{Stack, StackPool};
@@ -169,6 +169,9 @@ pub(crate) struct Cpu {
     /// carrier whenever the run queue or the timer heap changes.
     pub(crate) queued: AtomicUsize,
     pub(crate) next_timer: AtomicU64,
+    /// For the watchdog: the running task (null: idle) and the carrier's kernel tid.
+    pub(crate) running: AtomicPtr<Task>,
+    pub(crate) tid: std::sync::atomic::AtomicI32,
     pub(crate) stats: CpuStats,
     /// Zero of the CPU's nanosecond clock (timers are kept as offsets from it).
     epoch: Instant,
@@ -270,6 +273,8 @@ impl Cpu {
             nr_live: AtomicUsize::new(0),
             queued: AtomicUsize::new(0),
             next_timer: AtomicU64::new(u64::MAX),
+            running: AtomicPtr::new(ptr::null_mut()),
+            tid: std::sync::atomic::AtomicI32::new(0),
             stats: CpuStats::default(),
             epoch: Instant::now(),
             local: UnsafeCell::new(CpuLocal {
@@ -318,10 +323,11 @@ impl Cpu {
     /// Publishes the run queue's length and the next deadline for the timer interrupt.
     #[inline]
     fn publish(&self, l: &CpuLocal) {
-        if !self.config.ticks() {
-            return; // no timer interrupt to read them
-        }
+        // The watchdog reads the queue length under every model.
         self.queued.store(l.rq.len(), Ordering::Relaxed);
+        if !self.config.ticks() {
+            return; // no timer interrupt to read the deadline
+        }
         self.next_timer.store(
             l.timers.next_deadline().unwrap_or(u64::MAX),
             Ordering::Relaxed,
@@ -514,6 +520,7 @@ unsafe fn schedule_as(cpu: &Cpu, involuntary: bool) {
         );
         l.prev = prev;
         l.curr = next;
+        cpu.running.store(next.cast_mut(), Ordering::Relaxed);
         // SAFETY: prev and next are alive tasks of this CPU.
         let from = unsafe { &raw mut (*prev).se().ctx };
         let to = if next.is_null() {
@@ -752,6 +759,8 @@ pub(crate) fn spawn_on(
 /// The carrier's body: run green threads until shutdown is requested and none is left.
 pub(crate) fn run_carrier(cpu: Arc<Cpu>) {
     THIS_CPU.with(|c| c.set(Arc::as_ptr(&cpu)));
+    // SAFETY: gettid has no preconditions.
+    cpu.tid.store(unsafe { libc::gettid() }, Ordering::Release);
     sys::set_timer_slack_min();
     if cpu.config.ticks() {
         irq::become_carrier();
@@ -799,6 +808,7 @@ fn idle_loop(cpu: &Cpu) {
             let l = unsafe { cpu.local() };
             l.prev = ptr::null();
             l.curr = next;
+            cpu.running.store(next.cast_mut(), Ordering::Relaxed);
             l.trace.record(
                 cpu,
                 Event::Switch {

@@ -43,7 +43,11 @@ fn resumed_spinners_are_preempted_again_within_two_ticks() {
             .collect();
         hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
     });
-    assert!(runs.len() >= 300, "only {} preemptions observed", runs.len());
+    assert!(
+        runs.len() >= 300,
+        "only {} preemptions observed",
+        runs.len()
+    );
     let within_two = runs.iter().filter(|&&r| r <= 2 * tick).count();
     let longest = runs.iter().max().unwrap();
     assert!(
@@ -51,5 +55,8 @@ fn resumed_spinners_are_preempted_again_within_two_ticks() {
         "only {within_two} of {} runs ended within two ticks",
         runs.len()
     );
-    assert!(*longest < 50 * tick, "a resumed thread ran unpreempted for {longest:?}");
+    assert!(
+        *longest < 50 * tick,
+        "a resumed thread ran unpreempted for {longest:?}"
+    );
 }

@@ -256,3 +256,33 @@ fn drop_waits_for_detached_threads() {
     drop(rt);
     assert!(done.load(std::sync::atomic::Ordering::SeqCst));
 }
+
+#[test]
+fn stats_count_exactly_what_happened() {
+    let _l = support::runtime_lock();
+    let rt = Arc::new(support::runtime());
+    let r = rt.clone();
+    const K: u64 = 1000;
+    let (switches, spawned, exited, local_wakeups) = rt.block_on(move || {
+        let before = r.stats();
+        let a = thread::spawn(|| (0..K).for_each(|_| thread::yield_now()));
+        let b = thread::spawn(|| (0..K).for_each(|_| thread::yield_now()));
+        a.join().unwrap(); // main → a
+        b.join().unwrap();
+        let after = r.stats();
+        (
+            after.switches_voluntary - before.switches_voluntary,
+            after.spawned - before.spawned,
+            after.exited - before.exited,
+            after.wakeups_local - before.wakeups_local,
+        )
+    });
+    // main → a (join), then 2K yields alternating a, b, each a switch; a exits → b
+    // (queued before main, whom a's exit woke); b exits → main; b was done before main
+    // joined it, so that join does not block.
+    assert_eq!(switches, 2 * K + 3);
+    assert_eq!(spawned, 2);
+    assert_eq!(exited, 2);
+    assert_eq!(local_wakeups, 1, "only a's exit woke main");
+    drop(Arc::into_inner(rt).unwrap());
+}

@@ -383,6 +383,8 @@ impl Runtime {
             idle_waits: r(&s.idle_waits),
             live_threads: self.cpu.nr_live.load(Ordering::Acquire) as u64,
             ticks: r(&s.ticks),
+            ticks_late: r(&s.ticks_late),
+            ticks_lost: r(&s.ticks_lost),
             ticks_forwarded: crate::irq::TICKS_FORWARDED.load(Ordering::Relaxed),
             preemptions: r(&s.preemptions),
             deferred_atomic: r(&s.deferred_atomic),
@@ -450,6 +452,11 @@ pub struct Stats {
     pub live_threads: u64,
     /// Timer interrupts taken by the CPUs (forwarded ones included).
     pub ticks: u64,
+    /// Ticks that came over 1.5 periods after the previous one (a loaded host, a
+    /// hypervisor stall; `setitimer` loses ticks below ~50 µs on this class of machine).
+    pub ticks_late: u64,
+    /// Periods that passed without a tick (counted when the late tick arrives).
+    pub ticks_lost: u64,
     /// Ticks that landed on a thread that is not a carrier and were forwarded
     /// (process-wide: counts every runtime since the process started).
     pub ticks_forwarded: u64,

@@ -59,6 +59,8 @@ thread_local! {
     static IRQ_MASK: Cell<u32> = const { Cell::new(0) };
     /// A tick arrived while the mask was held.
     static IRQ_PENDING: Cell<bool> = const { Cell::new(false) };
+    /// When the previous tick arrived (ns on the CPU's clock), for late/lost accounting.
+    static LAST_TICK: Cell<u64> = const { Cell::new(0) };
 }
 
 /// The carrier's kernel thread id, where foreign threads forward ticks (0: none).
@@ -299,16 +301,57 @@ fn forward() {
 }
 
 fn hardirq(cpu: &Cpu, uctx: *mut libc::ucontext_t) {
+    // irq_enter: the interrupted count, plus HARDIRQ for the handler's duration (so
+    // `in_interrupt()` holds and `might_sleep` aborts here); irq_exit restores it.
+    let interrupted = preempt::raw();
+    preempt::set_raw(interrupted + preempt::HARDIRQ_OFFSET);
+    let redirected = tick_work(cpu, uctx, interrupted);
+    let after = preempt::raw() - preempt::HARDIRQ_OFFSET;
+    preempt::set_raw(if redirected {
+        // On the stub's behalf (module docs); NEED_RESCHED is consumed by the switch.
+        preempt::SCHED_OFFSET
+    } else {
+        after
+    });
+}
+
+/// Forgets the previous tick: the device was stopped (tickless idle) or is new.
+pub(crate) fn restart_tick_accounting() {
+    LAST_TICK.with(|t| t.set(0));
+}
+
+/// Accounts the tick: late when it comes over 1.5 periods after the previous one, and
+/// every whole period beyond the first then counts as lost. (One-shots and retries come
+/// early on purpose; only lateness is counted.) ASYNC-SIGNAL-SAFE.
+fn account_tick(cpu: &Cpu) {
     let stats = &cpu.stats;
     sched::bump(&stats.ticks);
+    let now = cpu.now_ns();
+    let prev = LAST_TICK.with(|t| t.replace(now));
+    let period = cpu.config.tick.as_nanos() as u64;
+    if prev != 0 && now - prev > period + period / 2 {
+        sched::bump(&stats.ticks_late);
+        let lost = (now - prev) / period - 1;
+        stats.ticks_lost.store(
+            stats.ticks_lost.load(Ordering::Relaxed) + lost,
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// The tick's decisions (module docs, steps 2–5). Returns whether it redirected the
+/// thread to the preemption stub. ASYNC-SIGNAL-SAFE.
+fn tick_work(cpu: &Cpu, uctx: *mut libc::ucontext_t, raw: u32) -> bool {
+    let stats = &cpu.stats;
+    account_tick(cpu);
     if IRQ_MASK.with(Cell::get) != 0 {
         IRQ_PENDING.with(|p| p.set(true));
         sched::bump(&stats.deferred_irq_mask);
-        return;
+        return false;
     }
     let model = cpu.config.model;
     if model == Model::None || !cpu.has_current() {
-        return;
+        return false;
     }
     if !cpu.switch_wanted() {
         // Nothing else to run and no timer due: the tick costs nothing more. A timer due
@@ -321,23 +364,22 @@ fn hardirq(cpu: &Cpu, uctx: *mut libc::ucontext_t) {
                 tick::oneshot_then_periodic(left, cpu.config.tick);
             }
         }
-        return;
+        return false;
     }
-    let raw = preempt::raw();
     if model == Model::Voluntary {
         preempt::set_need_resched();
-        return;
+        return false;
     }
     if raw & !preempt::NEED_RESCHED != 0 {
         // The `enable` that brings the count to zero switches: no retry needed.
         preempt::set_need_resched();
         sched::bump(&stats.deferred_atomic);
-        return;
+        return false;
     }
     if std::thread::panicking() {
         preempt::set_need_resched();
         sched::bump(&stats.deferred_panicking);
-        return;
+        return false;
     }
     // SAFETY: the kernel passes a valid ucontext to SA_SIGINFO handlers; gregs holds the
     // interrupted thread's registers, which sigreturn will load.
@@ -347,14 +389,14 @@ fn hardirq(cpu: &Cpu, uctx: *mut libc::ucontext_t) {
         preempt::set_need_resched();
         sched::bump(&stats.deferred_pc);
         retry_soon_if_timer_due(cpu);
-        return;
+        return false;
     }
     // Redirect: after sigreturn the thread runs the stub, below its red zone.
     SAVED_RIP.with(|r| r.set(pc));
     gregs[libc::REG_RSP as usize] -= arch::STUB_RSP_DROP as i64;
     gregs[libc::REG_RIP as usize] = arch::irq_stub() as i64;
-    preempt::set_raw(preempt::SCHED_OFFSET);
     sched::bump(&stats.preemptions);
+    true
 }
 
 /// After a deferral in foreign code, a sleeper whose timer is due should not wait a

@@ -29,8 +29,9 @@ fn set(value: Duration, interval: Duration) {
     unsafe { libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut()) };
 }
 
-/// Starts the periodic tick.
+/// Starts the periodic tick (late/lost accounting starts afresh).
 pub(crate) fn start(period: Duration) {
+    super::restart_tick_accounting();
     set(period, period);
 }
 

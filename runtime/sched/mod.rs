@@ -136,6 +136,8 @@ pub(crate) struct CpuStats {
     pub(crate) wakeups_remote: AtomicU64,
     pub(crate) idle_waits: AtomicU64,
     pub(crate) ticks: AtomicU64,
+    pub(crate) ticks_late: AtomicU64,
+    pub(crate) ticks_lost: AtomicU64,
     pub(crate) preemptions: AtomicU64,
     pub(crate) deferred_atomic: AtomicU64,
     pub(crate) deferred_pc: AtomicU64,

@@ -47,10 +47,16 @@ fn h11_ticks_taken_by_foreign_threads_reach_the_carrier() {
     let ticks_before = rt.stats().ticks;
     let t0 = Instant::now();
     rt.block_on(|| {
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_millis(500) {
-            std::hint::spin_loop();
-        }
+        // Two runnable threads, so the tick keeps running (a lone one stops it).
+        let spin = || {
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_millis(500) {
+                std::hint::spin_loop();
+            }
+        };
+        let other = preempt::spawn(spin);
+        spin();
+        other.join().unwrap();
     });
     let elapsed = t0.elapsed();
     stop.store(true, Relaxed);

@@ -8,10 +8,27 @@
 //! the periodic interval resuming after it (a poor man's hrtimer), so a sleeper wakes on
 //! time even beside a thread that never blocks.
 //!
+//! Tickless full (the kernel's `NO_HZ_FULL`): a tick that finds nothing else to run, no
+//! timer pending and no wakeup in flight stops the device. Anything that makes a second
+//! thread runnable on the CPU restarts it (`Cpu::activate`), a sleeper's deadline
+//! re-programs it, and a remote waker that finds it stopped while the CPU is busy sends
+//! the carrier a `SIGALRM` itself (`Cpu::kick`).
+//!
 //! On this class of machine `setitimer` keeps its period down to ~50 µs, and a late
 //! tick can be followed by an early one: nothing may assume even spacing.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// Whether the device is stopped (tickless: idle, or a lone runnable thread). Written
+/// only by the carrier (and its handler); read by remote wakers, which must then send
+/// the carrier a tick themselves (`Cpu::kick`).
+static STOPPED: AtomicBool = AtomicBool::new(true);
+
+/// Whether the device is stopped. ASYNC-SIGNAL-SAFE.
+pub(crate) fn is_stopped() -> bool {
+    STOPPED.load(Ordering::SeqCst)
+}
 
 fn timeval(d: Duration) -> libc::timeval {
     libc::timeval {
@@ -32,11 +49,13 @@ fn set(value: Duration, interval: Duration) {
 /// Starts the periodic tick (late/lost accounting starts afresh).
 pub(crate) fn start(period: Duration) {
     super::restart_tick_accounting();
+    STOPPED.store(false, Ordering::SeqCst);
     set(period, period);
 }
 
-/// Stops the tick.
+/// Stops the tick. ASYNC-SIGNAL-SAFE.
 pub(crate) fn stop() {
+    STOPPED.store(true, Ordering::SeqCst);
     set(Duration::ZERO, Duration::ZERO);
 }
 
@@ -61,5 +80,8 @@ pub(crate) fn fire_by(delay: Duration, period: Duration) {
 /// Fires once after `delay` (at least 1 µs, `setitimer`'s resolution), then
 /// periodically.
 pub(crate) fn oneshot_then_periodic(delay: Duration, period: Duration) {
+    if STOPPED.swap(false, Ordering::SeqCst) {
+        super::restart_tick_accounting();
+    }
     set(delay.max(Duration::from_micros(1)), period);
 }

@@ -340,7 +340,22 @@ impl Cpu {
     /// due. ASYNC-SIGNAL-SAFE.
     pub(crate) fn switch_wanted(&self) -> bool {
         self.queued.load(Ordering::Relaxed) != 0
+            || !self.wake_list.is_empty_relaxed()
             || self.next_timer.load(Ordering::Relaxed) <= self.now_ns()
+    }
+
+    /// Tickless full: called by the handler when nothing else can run. Stops the tick
+    /// unless a timer is pending, then re-checks the wake list against remote wakers
+    /// (the other half is in `kick`). ASYNC-SIGNAL-SAFE.
+    pub(crate) fn stop_tick_if_alone(&self) {
+        if self.next_timer.load(Ordering::Relaxed) != u64::MAX {
+            return;
+        }
+        tick::stop();
+        fence(Ordering::SeqCst);
+        if !self.wake_list.is_empty() {
+            tick::start(self.config.tick);
+        }
     }
 
     /// Queues a task woken or spawned on this CPU.
@@ -356,6 +371,10 @@ impl Cpu {
             l.rq.enqueue(t);
         }
         self.publish(l);
+        // A second runnable thread: a stopped tick (tickless full) must run again.
+        if self.config.ticks() && tick::is_stopped() {
+            tick::start(self.config.tick);
+        }
     }
 
     /// Moves wakeups from the wake list and due timers onto the run queue.
@@ -408,6 +427,14 @@ impl Cpu {
         fence(Ordering::SeqCst);
         if self.idle.load(Ordering::SeqCst) && self.idle.swap(false, Ordering::SeqCst) {
             sys::eventfd_signal(&self.doorbell);
+        } else if self.config.ticks() && tick::is_stopped() && !self.idle.load(Ordering::SeqCst) {
+            // Busy with a lone thread and tickless: nobody would look at the wake list
+            // until that thread blocks. Interrupt it (our IPI).
+            let tid = self.tid.load(Ordering::Acquire);
+            if tid != 0 {
+                // SAFETY: tgkill with plain integers; a stale tid signals nobody.
+                unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGALRM) };
+            }
         }
     }
 

@@ -1,0 +1,105 @@
+//! Tickless operation under `Model::Full`: no ticks while the CPU idles or runs a lone
+//! thread with no timer pending; ticks again as soon as a second thread is runnable; and
+//! a wakeup from another OS thread still reaches a tickless, busy CPU at once.
+
+mod support;
+
+use preempt::{Model, Priority, Runtime, thread};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+fn full() -> Runtime {
+    // SAFETY: the threads share only atomics.
+    unsafe { Runtime::builder().preemptive(Model::Full) }
+        .tick(Duration::from_millis(1))
+        .build()
+        .unwrap()
+}
+
+fn spin(d: Duration) {
+    let t0 = Instant::now();
+    while t0.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+#[test]
+fn a_lone_thread_takes_almost_no_ticks_two_take_one_per_period() {
+    let _l = support::runtime_lock();
+    let rt = full();
+    let t0 = rt.stats().ticks;
+    rt.block_on(|| spin(Duration::from_millis(200)));
+    let alone = rt.stats().ticks - t0;
+    let t1 = rt.stats().ticks;
+    rt.block_on(|| {
+        let other = preempt::spawn(|| spin(Duration::from_millis(200)));
+        spin(Duration::from_millis(200));
+        other.join().unwrap();
+    });
+    let two = rt.stats().ticks - t1;
+    assert!(alone <= 5, "a lone thread took {alone} ticks in 200 ms");
+    assert!(two >= 150, "two threads took only {two} ticks in ~200 ms");
+}
+
+#[test]
+fn a_remote_wakeup_reaches_a_tickless_busy_cpu() {
+    let _l = support::runtime_lock();
+    let rt = Arc::new(full());
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    let r = rt.clone();
+    let latencies = rt.block_on(move || {
+        // A high-priority thread parks; the main thread then spins alone (tickless).
+        let (tx, rx) = std::sync::mpsc::channel::<Instant>();
+        let hi = thread::Builder::new()
+            .priority(Priority::new(10))
+            .spawn(move || {
+                let mut lat = Vec::new();
+                while lat.len() < 20 {
+                    thread::park(); // may return early; the channel is the truth
+                    while let Ok(sent) = rx.try_recv() {
+                        lat.push(sent.elapsed());
+                    }
+                }
+                f.store(true, SeqCst);
+                lat
+            })
+            .unwrap();
+        let handle = hi.thread().clone();
+        // A plain OS thread unparks it 20 times while the CPU is busy with main.
+        let waker = std::thread::spawn(move || {
+            for _ in 0..20 {
+                std::thread::sleep(Duration::from_millis(5));
+                tx.send(Instant::now()).unwrap();
+                handle.unpark();
+            }
+        });
+        let ticks_before = r.stats().ticks;
+        let t0 = Instant::now();
+        while !flag.load(SeqCst) {
+            std::hint::spin_loop(); // never yields: only an interrupt lets `hi` run
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "the wakeups never arrived"
+            );
+        }
+        let ticks = r.stats().ticks - ticks_before;
+        waker.join().unwrap();
+        (hi.join().unwrap(), ticks)
+    });
+    let (mut lat, ticks) = latencies;
+    lat.sort();
+    let median = lat[lat.len() / 2];
+    // Well under the ~100 ms the test spans: each wakeup interrupted the spinner itself
+    // (the tick was stopped: two ticks per wakeup at most — the IPI and one more).
+    assert!(
+        median < Duration::from_millis(2),
+        "median wake latency {median:?}"
+    );
+    assert!(
+        ticks <= 70,
+        "{ticks} ticks: the tick did not stop between wakeups"
+    );
+    drop(Arc::into_inner(rt).unwrap());
+}

@@ -62,7 +62,6 @@ fn spinners_that_never_yield_share_the_cpu() {
     // are lost depends on the machine's load, so only the sum is checked).
     let periods = s.ticks + s.ticks_lost;
     assert!((200..=450).contains(&periods), "{s:?}");
-    assert!(s.ticks_lost >= s.ticks_late / 2, "{s:?}");
 }
 
 #[test]

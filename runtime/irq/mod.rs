@@ -1,6 +1,7 @@
 //! The timer interrupt: `SIGALRM` as the hardirq that preempts green threads.
 //!
-//! `setitimer(ITIMER_REAL)` (the `tick` module) raises `SIGALRM` every tick while a CPU is busy
+//! The clock-event device (the `tick` module: a per-carrier POSIX timer, or
+//! `setitimer`) raises `SIGALRM` every tick while a CPU is busy
 //! under a preemptive model (never while it idles: tickless idle). The handler,
 //! `on_tick`, is the hardirq. It runs on the interrupted green thread's own stack (no
 //! `SA_ONSTACK`: a handler that led to a switch must not live on a shared alternate
@@ -9,8 +10,9 @@
 //!
 //! What it decides, in order:
 //!
-//! 1. not on a carrier (`setitimer` signals the *process*, so any thread with `SIGALRM`
-//!    unblocked may take it) → forward the tick to the carrier with `tgkill`;
+//! 1. not on a carrier (a process-directed `SIGALRM`: the `setitimer` fallback device,
+//!    or `kill`; any thread with `SIGALRM` unblocked may take it) → forward it to the
+//!    carrier with `tgkill`;
 //! 2. the soft irq mask is held ([`save`]) → latch the tick; the mask's release replays
 //!    it;
 //! 3. the carrier is idle, or the model is `None` → nothing;
@@ -124,10 +126,12 @@ pub(crate) fn become_carrier() {
     let tid = unsafe { libc::gettid() };
     CARRIER_TID.store(tid, Ordering::Release);
     set_sigalrm_blocked(false);
+    tick::create_for_current_thread();
 }
 
 /// Called by the carrier as it ends.
 pub(crate) fn leave_carrier() {
+    tick::delete();
     CARRIER_TID.store(0, Ordering::Release);
 }
 

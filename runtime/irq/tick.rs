@@ -1,12 +1,19 @@
-//! The clock-event device: `setitimer(ITIMER_REAL)`.
+//! The clock-event device: a per-carrier POSIX timer, or `setitimer(ITIMER_REAL)`.
 //!
-//! One per process (`ITIMER_REAL` is process-wide, like `SIGALRM`), programmed only by
-//! the carrier. It runs periodically at the runtime's tick while the carrier is busy
-//! and is stopped while it idles (tickless idle: an idle carrier waits in epoll with the
-//! next timer as its timeout instead). When a green thread arms a timer that is due
-//! before the next tick, the device is re-programmed one-shot for that deadline, with
-//! the periodic interval resuming after it (a poor man's hrtimer), so a sleeper wakes on
-//! time even beside a thread that never blocks.
+//! The default device is `timer_create(CLOCK_MONOTONIC)` with `SIGEV_THREAD_ID`: its
+//! `SIGALRM` goes to the carrier thread itself, never to another thread of the process
+//! (no forwarding, no merged ticks), and its one-shots have nanosecond resolution —
+//! DESIGN.md §4's second device, "where per-carrier one-shots need it (hrtimers,
+//! tickless, SMP)". If it cannot be created, `setitimer(ITIMER_REAL)` serves, whose
+//! process-directed ticks other threads forward to the carrier (`irq::forward`).
+//!
+//! Programmed only by the carrier (and its handler). It runs periodically at the
+//! runtime's tick while the carrier is busy and is stopped while it idles (tickless
+//! idle: an idle carrier waits in epoll with the next timer as its timeout instead).
+//! When a green thread arms a timer that is due before the device's next expiry, the
+//! device is re-programmed one-shot for that deadline, with the periodic interval
+//! resuming after it (a poor man's hrtimer), so a sleeper wakes on time even beside a
+//! thread that never blocks.
 //!
 //! Tickless full (the kernel's `NO_HZ_FULL`): a tick that finds nothing else to run, no
 //! timer pending and no wakeup in flight stops the device. Anything that makes a second
@@ -14,10 +21,10 @@
 //! re-programs it, and a remote waker that finds it stopped while the CPU is busy sends
 //! the carrier a `SIGALRM` itself (`Cpu::kick`).
 //!
-//! On this class of machine `setitimer` keeps its period down to ~50 µs, and a late
-//! tick can be followed by an early one: nothing may assume even spacing.
+//! On this class of machine the tick keeps its period down to ~50 µs, and a late tick
+//! can be followed by an early one: nothing may assume even spacing.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Whether the device is stopped (tickless: idle, or a lone runnable thread). Written
@@ -25,9 +32,45 @@ use std::time::Duration;
 /// the carrier a tick themselves (`Cpu::kick`).
 static STOPPED: AtomicBool = AtomicBool::new(true);
 
+/// The carrier's POSIX timer, if the default device is in use.
+static POSIX_TIMER: AtomicUsize = AtomicUsize::new(0);
+static HAVE_POSIX_TIMER: AtomicBool = AtomicBool::new(false);
+
 /// Whether the device is stopped. ASYNC-SIGNAL-SAFE.
 pub(crate) fn is_stopped() -> bool {
     STOPPED.load(Ordering::SeqCst)
+}
+
+/// Creates the device for the calling thread (the carrier). Falls back to
+/// `setitimer` if the POSIX timer cannot be made.
+pub(crate) fn create_for_current_thread() {
+    // SAFETY: a zeroed sigevent filled in for SIGEV_THREAD_ID; gettid has no
+    // preconditions; timer_create writes the new id into `id`.
+    unsafe {
+        let mut ev: libc::sigevent = std::mem::zeroed();
+        ev.sigev_notify = libc::SIGEV_THREAD_ID;
+        ev.sigev_signo = libc::SIGALRM;
+        ev.sigev_notify_thread_id = libc::gettid();
+        let mut id: libc::timer_t = std::ptr::null_mut();
+        if libc::timer_create(libc::CLOCK_MONOTONIC, &mut ev, &mut id) == 0 {
+            POSIX_TIMER.store(id as usize, Ordering::Relaxed);
+            HAVE_POSIX_TIMER.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// Deletes the device made by [`create_for_current_thread`].
+pub(crate) fn delete() {
+    stop();
+    if HAVE_POSIX_TIMER.swap(false, Ordering::AcqRel) {
+        // SAFETY: the id came from timer_create and is deleted once.
+        unsafe { libc::timer_delete(POSIX_TIMER.load(Ordering::Relaxed) as libc::timer_t) };
+    }
+}
+
+/// Whether ticks come from the per-carrier POSIX timer (not `setitimer`).
+pub(crate) fn is_per_carrier() -> bool {
+    HAVE_POSIX_TIMER.load(Ordering::Acquire)
 }
 
 fn timeval(d: Duration) -> libc::timeval {
@@ -37,7 +80,25 @@ fn timeval(d: Duration) -> libc::timeval {
     }
 }
 
+fn timespec(d: Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    }
+}
+
+/// Programs the device. ASYNC-SIGNAL-SAFE.
 fn set(value: Duration, interval: Duration) {
+    if is_per_carrier() {
+        let it = libc::itimerspec {
+            it_interval: timespec(interval),
+            it_value: timespec(value),
+        };
+        let id = POSIX_TIMER.load(Ordering::Relaxed) as libc::timer_t;
+        // SAFETY: a valid itimerspec and our timer's id; the old value is not wanted.
+        unsafe { libc::timer_settime(id, 0, &it, std::ptr::null_mut()) };
+        return;
+    }
     let it = libc::itimerval {
         it_interval: timeval(interval),
         it_value: timeval(value),
@@ -61,11 +122,20 @@ pub(crate) fn stop() {
 
 /// Time until the device next fires (`None` if stopped). ASYNC-SIGNAL-SAFE.
 pub(crate) fn remaining() -> Option<Duration> {
-    // SAFETY: getitimer fills a zeroed itimerval.
-    let mut it: libc::itimerval = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    unsafe { libc::getitimer(libc::ITIMER_REAL, &mut it) };
-    let d = Duration::new(it.it_value.tv_sec as u64, it.it_value.tv_usec as u32 * 1000);
+    let d = if is_per_carrier() {
+        // SAFETY: timer_gettime fills a zeroed itimerspec for our timer.
+        let mut it: libc::itimerspec = unsafe { std::mem::zeroed() };
+        let id = POSIX_TIMER.load(Ordering::Relaxed) as libc::timer_t;
+        // SAFETY: as above.
+        unsafe { libc::timer_gettime(id, &mut it) };
+        Duration::new(it.it_value.tv_sec as u64, it.it_value.tv_nsec as u32)
+    } else {
+        // SAFETY: getitimer fills a zeroed itimerval.
+        let mut it: libc::itimerval = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        unsafe { libc::getitimer(libc::ITIMER_REAL, &mut it) };
+        Duration::new(it.it_value.tv_sec as u64, it.it_value.tv_usec as u32 * 1000)
+    };
     (!d.is_zero()).then_some(d)
 }
 
@@ -77,8 +147,7 @@ pub(crate) fn fire_by(delay: Duration, period: Duration) {
     }
 }
 
-/// Fires once after `delay` (at least 1 µs, `setitimer`'s resolution), then
-/// periodically.
+/// Fires once after `delay` (at least 1 µs), then periodically.
 pub(crate) fn oneshot_then_periodic(delay: Duration, period: Duration) {
     if STOPPED.swap(false, Ordering::SeqCst) {
         super::restart_tick_accounting();

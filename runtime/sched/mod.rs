@@ -813,7 +813,6 @@ pub(crate) fn run_carrier(cpu: Arc<Cpu>) {
     drop(cpu.wake_list.take_all());
     preempt::enable_no_resched();
     if cpu.config.ticks() {
-        tick::stop();
         irq::leave_carrier();
     }
     THIS_CPU.with(|c| c.set(ptr::null()));

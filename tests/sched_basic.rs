@@ -15,7 +15,7 @@ fn ten_thousand_threads_spawned_and_joined() {
         let handles: Vec<_> = (0..10_000u64)
             .map(|i| thread::spawn(move || i * i))
             .collect();
-        handles
+        let sum = handles
             .into_iter()
             .enumerate()
             .map(|(i, h)| {

@@ -86,6 +86,22 @@ fn watch(cpu: &Cpu, stop: &AtomicBool) {
     }
 }
 
+/// The thread's scheduler state letter and kernel wait channel, from /proc.
+fn kernel_state(tid: i32) -> (String, String) {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default();
+    // The state is the field after the parenthesised command name.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or("?")
+        .to_owned();
+    let wchan = std::fs::read_to_string(format!("/proc/self/task/{tid}/wchan"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    (state, wchan)
+}
+
 #[cold]
 fn report(cpu: &Cpu, stalled: Duration, seen: u64) {
     let running = cpu.running.load(Ordering::Relaxed);
@@ -107,17 +123,19 @@ fn report(cpu: &Cpu, stalled: Duration, seen: u64) {
         return;
     }
     let tid = cpu.tid.load(std::sync::atomic::Ordering::Acquire);
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default();
-    // The state is the field after the parenthesised command name.
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        .unwrap_or("?")
-        .to_owned();
-    let wchan = std::fs::read_to_string(format!("/proc/self/task/{tid}/wchan"))
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
+    // A carrier blocked in the kernel still wakes for every tick to run the handler:
+    // sample a few times and prefer a blocked sample over a running one.
+    let mut sample = ("?".to_owned(), String::new());
+    for _ in 0..10 {
+        let (state, wchan) = kernel_state(tid);
+        let blocked = state == "S" || state == "D";
+        sample = (state, wchan);
+        if blocked {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (state, wchan) = sample;
     let doing = match state.as_str() {
         "S" | "D" => format!(
             "blocked in the kernel ({}): probably waiting on an OS lock (std::sync::Mutex, \

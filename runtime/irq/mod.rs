@@ -362,15 +362,7 @@ fn tick_work(cpu: &Cpu, uctx: *mut libc::ucontext_t, raw: u32) -> bool {
         // timer pending at all it stops (tickless full). A timer due before the next
         // tick (this one came early: `setitimer` counts microseconds) gets a one-shot of
         // its own.
-        let next = cpu.next_timer.load(Ordering::Relaxed);
-        if next == u64::MAX {
-            cpu.stop_tick_if_alone();
-        } else {
-            let left = std::time::Duration::from_nanos(next.saturating_sub(cpu.now_ns()));
-            if left < cpu.config.tick {
-                tick::oneshot_then_periodic(left, cpu.config.tick);
-            }
-        }
+        cpu.stop_tick_if_alone();
         return false;
     }
     if model == Model::Voluntary {

@@ -147,6 +147,14 @@ pub(crate) fn fire_by(delay: Duration, period: Duration) {
     }
 }
 
+/// Stops the periodic tick but fires once after `delay` (the next timer event, as a
+/// `NO_HZ_FULL` kernel programs it). Counts as stopped: remote wakers interrupt the CPU
+/// themselves. ASYNC-SIGNAL-SAFE.
+pub(crate) fn stop_until(delay: Duration) {
+    STOPPED.store(true, Ordering::SeqCst);
+    set(delay.max(Duration::from_micros(1)), Duration::ZERO);
+}
+
 /// Fires once after `delay` (at least 1 µs), then periodically.
 pub(crate) fn oneshot_then_periodic(delay: Duration, period: Duration) {
     if STOPPED.swap(false, Ordering::SeqCst) {

@@ -344,14 +344,24 @@ impl Cpu {
             || self.next_timer.load(Ordering::Relaxed) <= self.now_ns()
     }
 
-    /// Tickless full: called by the handler when nothing else can run. Stops the tick
-    /// unless a timer is pending, then re-checks the wake list against remote wakers
-    /// (the other half is in `kick`). ASYNC-SIGNAL-SAFE.
+    /// Tickless full: called by the handler when nothing else can run. Stops the
+    /// periodic tick — keeping a one-shot for the next timer, if one is pending further
+    /// than a period away; a nearer one gets its own one-shot and the tick keeps going —
+    /// then re-checks the wake list against remote wakers (the other half is in `kick`).
+    /// ASYNC-SIGNAL-SAFE.
     pub(crate) fn stop_tick_if_alone(&self) {
-        if self.next_timer.load(Ordering::Relaxed) != u64::MAX {
-            return;
+        let next = self.next_timer.load(Ordering::Relaxed);
+        if next == u64::MAX {
+            tick::stop();
+        } else {
+            // A tick that came a hair before its timer (the device rounds) lands here too.
+            let left = Duration::from_nanos(next.saturating_sub(self.now_ns()));
+            if left < self.config.tick {
+                tick::oneshot_then_periodic(left, self.config.tick);
+                return;
+            }
+            tick::stop_until(left);
         }
-        tick::stop();
         fence(Ordering::SeqCst);
         if !self.wake_list.is_empty() {
             tick::start(self.config.tick);

@@ -42,6 +42,7 @@ pub mod print;
 mod rt;
 pub mod safety;
 mod sched;
+pub mod spans;
 mod stack;
 mod sys;
 mod task;

@@ -8,23 +8,14 @@
 
 mod support;
 
-use preempt::{Model, Runtime};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-fn full(tick: Duration) -> Runtime {
-    // SAFETY: the one green thread here touches no thread-locals.
-    unsafe { Runtime::builder().preemptive(Model::Full) }
-        .tick(tick)
-        .build()
-        .expect("build a Full runtime")
-}
-
 #[test]
 fn h11_ticks_taken_by_foreign_threads_reach_the_carrier() {
     let _l = support::runtime_lock();
-    let rt = full(Duration::from_millis(1));
+    let rt = support::full(Duration::from_millis(1));
     let stop = Arc::new(AtomicBool::new(false));
     // Four foreign OS threads with SIGALRM unblocked, running in short bursts: the
     // process-wide timer signal lands on them whenever one is on a CPU when it fires.

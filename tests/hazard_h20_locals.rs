@@ -4,7 +4,7 @@
 
 mod support;
 
-use preempt::{Model, Runtime, thread};
+use preempt::{Runtime, thread};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -37,19 +37,10 @@ fn window() {
     }
 }
 
-fn fast_full() -> Runtime {
-    // SAFETY: thread-locals are touched only under preempt::disable() below, and
-    // task-locals are per thread.
-    unsafe { Runtime::builder().preemptive(Model::Full) }
-        .tick(Duration::from_micros(100))
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn each_green_thread_sees_only_its_own_task_local() {
     let _l = support::runtime_lock();
-    let rt = fast_full();
+    let rt = support::full(Duration::from_micros(100));
     let counts = rt.block_on(|| {
         let hs: Vec<_> = (0..THREADS)
             .map(|_| {
@@ -78,7 +69,7 @@ fn each_green_thread_sees_only_its_own_task_local() {
 #[test]
 fn per_cpu_data_under_disable_loses_no_update() {
     let _l = support::runtime_lock();
-    let rt = fast_full();
+    let rt = support::full(Duration::from_micros(100));
     let total = rt.block_on(|| {
         PER_CPU.with(|c| c.set(0));
         let hs: Vec<_> = (0..THREADS)

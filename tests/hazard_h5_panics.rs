@@ -4,18 +4,10 @@
 
 mod support;
 
-use preempt::{Model, Runtime, thread};
+use preempt::thread;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
-
-fn fast_full() -> Runtime {
-    // SAFETY: the threads share only atomics.
-    unsafe { Runtime::builder().preemptive(Model::Full) }
-        .tick(Duration::from_micros(100))
-        .build()
-        .unwrap()
-}
 
 struct SpinOnDrop;
 impl Drop for SpinOnDrop {
@@ -30,7 +22,7 @@ impl Drop for SpinOnDrop {
 #[test]
 fn a_hundred_threads_panic_with_spinning_destructors() {
     let _l = support::runtime_lock();
-    let rt = fast_full();
+    let rt = support::full(Duration::from_micros(100));
     let payloads = rt.block_on(|| {
         let hs: Vec<_> = (0..100u32)
             .map(|i| {
@@ -63,7 +55,7 @@ impl Drop for SleepOnDrop {
 #[test]
 fn a_destructor_that_sleeps_while_unwinding_fools_nobody() {
     let _l = support::runtime_lock();
-    let rt = fast_full();
+    let rt = support::full(Duration::from_micros(100));
     let (checks, false_positives) = rt.block_on(|| {
         let stop = Arc::new(AtomicBool::new(false));
         let (checks, bad) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));

@@ -5,18 +5,9 @@
 mod support;
 
 use preempt::thread::{self, Builder};
-use preempt::{Model, Runtime};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
-
-fn full(tick: Duration) -> Runtime {
-    // SAFETY: the threads share only atomics.
-    unsafe { Runtime::builder().preemptive(Model::Full) }
-        .tick(tick)
-        .build()
-        .unwrap()
-}
 
 #[test]
 fn h9_h12_minimum_stacks_survive_preemption_and_the_vdso() {
@@ -25,7 +16,7 @@ fn h9_h12_minimum_stacks_survive_preemption_and_the_vdso() {
     let min = preempt::min_stack_size();
     // The minimum leaves room for the kernel's signal frame on this CPU.
     assert!(min >= 16 << 10, "minimum {min}");
-    let rt = full(preempt::MIN_TICK);
+    let rt = support::full(preempt::MIN_TICK);
     let clock_reads = rt.block_on(move || {
         let hs: Vec<_> = (0..4)
             .map(|i| {
@@ -67,7 +58,7 @@ fn h9_h12_minimum_stacks_survive_preemption_and_the_vdso() {
 #[test]
 fn h10_sleeps_are_never_cut_short_by_the_tick() {
     let _l = support::runtime_lock();
-    let rt = full(Duration::from_micros(100));
+    let rt = support::full(Duration::from_micros(100));
     rt.block_on(|| {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();

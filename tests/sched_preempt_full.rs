@@ -10,14 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-fn full(tick: Duration) -> Runtime {
-    // SAFETY: the threads of these tests share only atomics.
-    unsafe { Runtime::builder().preemptive(Model::Full) }
-        .tick(tick)
-        .build()
-        .expect("build a Full runtime")
-}
-
 /// Spins until `stop`, counting.
 fn spinner(count: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> impl FnOnce() + Send {
     move || {
@@ -35,7 +27,7 @@ fn percentile(v: &mut [u64], p: f64) -> u64 {
 #[test]
 fn spinners_that_never_yield_share_the_cpu() {
     let _l = support::runtime_lock();
-    let rt = full(Duration::from_millis(1));
+    let rt = support::full(Duration::from_millis(1));
     assert_eq!(rt.model(), Model::Full);
     let (a, b) = rt.block_on(|| {
         let stop = Arc::new(AtomicBool::new(false));
@@ -69,7 +61,7 @@ fn a_high_priority_sleeper_runs_on_time_beside_a_spinner() {
     let _l = support::runtime_lock();
     // A coarse 10 ms tick: only the one-shot programming of the timer can explain
     // wakeups that are on time.
-    let rt = full(Duration::from_millis(10));
+    let rt = support::full(Duration::from_millis(10));
     let mut lateness = rt.block_on(|| {
         let stop = Arc::new(AtomicBool::new(false));
         let hog = Builder::new()
@@ -108,7 +100,7 @@ fn a_high_priority_sleeper_runs_on_time_beside_a_spinner() {
 fn section_defers_and_switches_at_its_end<G: 'static>(
     section: fn() -> G,
 ) -> (u64, bool, preempt::Stats) {
-    let rt = Arc::new(full(Duration::from_millis(1)));
+    let rt = Arc::new(support::full(Duration::from_millis(1)));
     let r = rt.clone();
     let (during, switched) = rt.block_on(move || {
         let stop = Arc::new(AtomicBool::new(false));
@@ -199,7 +191,7 @@ fn the_environment_can_lower_the_model_but_never_raise_it() {
     const T: &str = "the_environment_can_lower_the_model_but_never_raise_it";
     if support::is_child(T) {
         let env = std::env::var(preempt::MODEL_ENV).unwrap();
-        let rt = full(Duration::from_millis(1));
+        let rt = support::full(Duration::from_millis(1));
         match env.as_str() {
             "none" => assert_eq!(rt.model(), Model::None),
             "voluntary" => assert_eq!(rt.model(), Model::Voluntary),

@@ -4,18 +4,10 @@
 
 mod support;
 
-use preempt::{Model, Priority, Runtime, thread};
+use preempt::{Priority, thread};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::{Duration, Instant};
-
-fn full() -> Runtime {
-    // SAFETY: the threads share only atomics.
-    unsafe { Runtime::builder().preemptive(Model::Full) }
-        .tick(Duration::from_millis(1))
-        .build()
-        .unwrap()
-}
 
 fn spin(d: Duration) {
     let t0 = Instant::now();
@@ -27,7 +19,7 @@ fn spin(d: Duration) {
 #[test]
 fn a_lone_thread_takes_almost_no_ticks_two_take_one_per_period() {
     let _l = support::runtime_lock();
-    let rt = full();
+    let rt = support::full(Duration::from_millis(1));
     let t0 = rt.stats().ticks;
     rt.block_on(|| spin(Duration::from_millis(200)));
     let alone = rt.stats().ticks - t0;
@@ -45,7 +37,7 @@ fn a_lone_thread_takes_almost_no_ticks_two_take_one_per_period() {
 #[test]
 fn a_remote_wakeup_reaches_a_tickless_busy_cpu() {
     let _l = support::runtime_lock();
-    let rt = Arc::new(full());
+    let rt = Arc::new(support::full(Duration::from_millis(1)));
     let flag = Arc::new(AtomicBool::new(false));
     let f = flag.clone();
     let r = rt.clone();

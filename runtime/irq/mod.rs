@@ -135,20 +135,26 @@ pub(crate) fn leave_carrier() {
     CARRIER_TID.store(0, Ordering::Release);
 }
 
-/// Blocks or unblocks `SIGALRM` for the calling thread.
-pub(crate) fn set_sigalrm_blocked(blocked: bool) {
-    // SAFETY: a sigset built with the libc helpers; pthread_sigmask on our own thread.
+/// The signal set holding only `SIGALRM`.
+fn sigalrm_set() -> libc::sigset_t {
+    // SAFETY: a zeroed sigset initialised with the libc helpers.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGALRM);
-        let how = if blocked {
-            libc::SIG_BLOCK
-        } else {
-            libc::SIG_UNBLOCK
-        };
-        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+        set
     }
+}
+
+/// Blocks or unblocks `SIGALRM` for the calling thread.
+pub(crate) fn set_sigalrm_blocked(blocked: bool) {
+    let how = if blocked {
+        libc::SIG_BLOCK
+    } else {
+        libc::SIG_UNBLOCK
+    };
+    // SAFETY: pthread_sigmask on our own thread with a valid set.
+    unsafe { libc::pthread_sigmask(how, &sigalrm_set(), std::ptr::null_mut()) };
 }
 
 /// Blocks `SIGALRM` on the calling OS thread until dropped, then restores its mask.
@@ -158,15 +164,12 @@ pub(crate) struct MaskSigalrm {
 
 impl MaskSigalrm {
     pub(crate) fn new() -> MaskSigalrm {
-        // SAFETY: sigsets built with the libc helpers; pthread_sigmask on our thread.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGALRM);
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
-            MaskSigalrm { old }
-        }
+        // SAFETY: a zeroed sigset the kernel fills with the old mask; pthread_sigmask on
+        // our own thread.
+        let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &sigalrm_set(), &mut old) };
+        MaskSigalrm { old }
     }
 }
 

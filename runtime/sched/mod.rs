@@ -322,18 +322,21 @@ impl Cpu {
         deadline.saturating_duration_since(self.epoch).as_nanos() as u64
     }
 
-    /// Publishes the run queue's length and the next deadline for the timer interrupt.
+    /// Publishes the run queue's length (for the timer interrupt and the watchdog).
+    /// Called wherever the queue changes.
     #[inline]
-    fn publish(&self, l: &CpuLocal) {
-        // The watchdog reads the queue length under every model.
+    fn publish_queued(&self, l: &CpuLocal) {
         self.queued.store(l.rq.len(), Ordering::Relaxed);
-        if !self.config.ticks() {
-            return; // no timer interrupt to read the deadline
+    }
+
+    /// Publishes the earliest timer deadline for the timer interrupt. Called wherever
+    /// the timer heap changes (a push in `block_current`, expiries in
+    /// `pull_wakeups_slow`) — not on every switch.
+    fn publish_timers(&self, l: &CpuLocal) {
+        if self.config.ticks() {
+            let next = l.timers.next_deadline().unwrap_or(u64::MAX);
+            self.next_timer.store(next, Ordering::Relaxed);
         }
-        self.next_timer.store(
-            l.timers.next_deadline().unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
     }
 
     /// Whether the timer interrupt should switch: another task is queued or a timer is
@@ -380,7 +383,7 @@ impl Cpu {
             }
             l.rq.enqueue(t);
         }
-        self.publish(l);
+        self.publish_queued(l);
         // A second runnable thread: a stopped tick (tickless full) must run again.
         if self.config.ticks() && tick::is_stopped() {
             tick::start(self.config.tick);
@@ -427,7 +430,7 @@ impl Cpu {
                 l.trace.record(self, Event::Wakeup(task.id.as_u64().get()));
             }
         }
-        self.publish(l);
+        self.publish_timers(l);
     }
 
     /// Rings the doorbell if the carrier is (about to be) idle.
@@ -541,7 +544,7 @@ unsafe fn schedule_as(cpu: &Cpu, involuntary: bool) {
         preempt::clear_need_resched();
         // SAFETY: carrier, preemption disabled.
         let next = unsafe { l.rq.pick_next() }.unwrap_or(ptr::null());
-        cpu.publish(l);
+        cpu.publish_queued(l);
         if next == prev {
             return;
         }
@@ -695,7 +698,7 @@ pub(crate) fn block_current(
             Arc::increment_strong_count(t);
             let l = cpu.local();
             l.timers.push(deadline, Arc::from_raw(t), token);
-            cpu.publish(l);
+            cpu.publish_timers(l);
         }
         // A busy CPU hears about the deadline from its tick; program the device
         // one-shot if the deadline comes before the next tick would (a poor man's
@@ -838,7 +841,7 @@ fn idle_loop(cpu: &Cpu) {
             unsafe { cpu.pull_wakeups(l) };
             // SAFETY: as above.
             let next = unsafe { l.rq.pick_next() };
-            cpu.publish(l);
+            cpu.publish_queued(l);
             next
         };
         if let Some(next) = next {

@@ -74,3 +74,16 @@ pub fn watchdog(
         assert!(start.elapsed() < limit, "not done within {limit:?}");
     }
 }
+
+/// A `Model::Full` runtime with the given tick.
+///
+/// Every test that calls this keeps the `preemptive` contract, as its file's docs say:
+/// its green threads share only atomics, or touch thread-locals only under
+/// `preempt::disable()` (or through task-locals and the wrapped `tracing` subscriber).
+pub fn full(tick: Duration) -> preempt::Runtime {
+    // SAFETY: the calling tests keep the thread-local contract (above).
+    unsafe { preempt::Runtime::builder().preemptive(preempt::Model::Full) }
+        .tick(tick)
+        .build()
+        .expect("build a Full runtime")
+}

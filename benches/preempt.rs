@@ -10,7 +10,8 @@
 //!   two threads (the tick runs and switches them; against the same pair under `None`,
 //!   run one after the other), and alone (the tick stops: tickless full).
 //!
-//! Run: `cargo bench --bench preempt`. Regression figures: medians of repeated runs.
+//! Run: `cargo bench --bench preempt`, or one part: `cargo bench --bench preempt -- lateness`
+//! (`tick-cost`, `preemption`, `lateness`). Regression figures: medians of repeated runs.
 
 use preempt::{Model, Priority, Runtime, thread};
 use std::arch::asm;
@@ -146,7 +147,7 @@ fn preemption_ns() -> f64 {
 
 // ------------------------------------------------------------- (a) wakeup lateness
 
-const PERIODS: usize = 300;
+const PERIODS: usize = 1000;
 const HOG_BURST: Duration = Duration::from_millis(5);
 
 fn bare_oneshot_lateness() -> Vec<u64> {
@@ -253,20 +254,35 @@ fn runtime_work_shared(rt: &Runtime) -> Duration {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
         return; // cargo bench --no-run / listing: nothing to list
     }
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let run = |part: &str| filters.is_empty() || filters.iter().any(|f| part.contains(f.as_str()));
     let ticks = [
         Duration::from_millis(1),
         Duration::from_micros(250),
         Duration::from_micros(100),
     ];
 
-    // (b) first: its bare baseline replaces the SIGALRM handler for a moment. The four
-    // variants are interleaved round by round, so drift in the machine (the other vCPU,
-    // the hypervisor) hits them alike; medians of 7 rounds.
+    if run("tick-cost") {
+        tick_cost(&ticks);
+    }
+    if run("preemption") {
+        preemption();
+    }
+    if run("lateness") {
+        lateness(&ticks);
+    }
+}
+
+/// (b) runs first: its bare baseline replaces the SIGALRM handler for a moment. The four
+/// variants are interleaved round by round, so drift in the machine (the other vCPU, the
+/// hypervisor) hits them alike; medians of 7 rounds.
+fn tick_cost(ticks: &[Duration]) {
     println!("(b) the tick's cost to a CPU-bound loop, medians of 7");
-    for &t in &ticks {
+    for &t in ticks {
         let (mut plain, mut bare) = (vec![], vec![]);
         let (mut none_alone, mut none_shared, mut alone, mut shared) =
             (vec![], vec![], vec![], vec![]);
@@ -298,7 +314,9 @@ fn main() {
             (alone / none_alone - 1.0) * 100.0,
         );
     }
+}
 
+fn preemption() {
     println!("\n(c) one preemption vs a bare signal round trip, medians of 5");
     let bare = median((0..5).map(|_| bare_signal_round_trip_ns()).collect());
     let pre = median((0..5).map(|_| preemption_ns()).collect());
@@ -307,7 +325,9 @@ fn main() {
          {pre:.0} ns = {:.2}x",
         pre / bare
     );
+}
 
+fn lateness(ticks: &[Duration]) {
     println!("\n(a) lateness of a 1 ms periodic priority-50 sleeper beside a hog (µs)");
     let (p50, p99, max) = percentiles(bare_oneshot_lateness());
     println!("    bare setitimer one-shot      p50 {p50:>6} p99 {p99:>6} max {max:>6}");
@@ -318,7 +338,7 @@ fn main() {
     println!(
         "    Model::None                  p50 {p50:>6} p99 {p99:>6} max {max:>6}   (hog bursts of {HOG_BURST:?})"
     );
-    for &t in &ticks {
+    for &t in ticks {
         let rt = Runtime::builder()
             .model(Model::Voluntary)
             .tick(t)
@@ -328,7 +348,7 @@ fn main() {
         drop(rt);
         println!("    Model::Voluntary, {t:>6?} tick p50 {p50:>6} p99 {p99:>6} max {max:>6}");
     }
-    for &t in &ticks {
+    for &t in ticks {
         let rt = full(t);
         let (p50, p99, max) = percentiles(sleeper_lateness(&rt));
         drop(rt);

@@ -26,6 +26,7 @@
 //! a register across a context switch (a green thread may, with SMP, resume on another
 //! carrier).
 
+use crate::arch;
 use std::cell::Cell;
 use std::marker::PhantomData;
 
@@ -68,7 +69,8 @@ pub(crate) fn set_raw(v: u32) {
     PREEMPT_COUNT.with(|c| c.set(v))
 }
 
-/// Sets `NEED_RESCHED` on the calling carrier.
+/// Sets `NEED_RESCHED` on the calling carrier. A timer interrupt that splits this
+/// read-modify-write is harmless: the handler only ever adds `NEED_RESCHED`.
 #[inline(never)]
 pub(crate) fn set_need_resched() {
     PREEMPT_COUNT.with(|c| c.set(c.get() | NEED_RESCHED))
@@ -109,13 +111,19 @@ pub fn need_resched() -> bool {
 
 /// Raises the disable depth by one. Pair with [`enable_no_resched`] or a guard.
 ///
-/// One read-modify-write of the word in a single non-inlined call (invariant 8).
+/// The thread's updates of the word are single instructions (`arch::count_*`): a
+/// load-modify-store that the timer interrupt split would write back the word as it
+/// was and lose the `NEED_RESCHED` the handler set in between. Non-inlined, so the TLS
+/// address is looked up afresh (invariant 8).
 #[inline(never)]
 pub(crate) fn disable_raw() {
     PREEMPT_COUNT.with(|c| {
-        let v = c.get();
-        debug_assert!(v & PREEMPT_MASK != PREEMPT_MASK, "preempt_count overflow");
-        c.set(v + PREEMPT_OFFSET);
+        debug_assert!(
+            c.get() & PREEMPT_MASK != PREEMPT_MASK,
+            "preempt_count overflow"
+        );
+        // SAFETY: the word is this thread's own count.
+        unsafe { arch::count_add(c.as_ptr(), PREEMPT_OFFSET) };
     })
 }
 
@@ -126,12 +134,12 @@ pub(crate) fn disable_raw() {
 #[inline(never)]
 pub(crate) fn enable_no_resched() -> u32 {
     PREEMPT_COUNT.with(|c| {
-        let v = c.get();
-        if v & PREEMPT_MASK == 0 {
+        // The handler restores the depth it found, so this check cannot go stale.
+        if c.get() & PREEMPT_MASK == 0 {
             unbalanced_enable();
         }
-        c.set(v - PREEMPT_OFFSET);
-        v - PREEMPT_OFFSET
+        // SAFETY: the word is this thread's own count.
+        unsafe { arch::count_sub(c.as_ptr(), PREEMPT_OFFSET) }
     })
 }
 
@@ -145,10 +153,8 @@ fn unbalanced_enable() -> ! {
 #[inline(never)]
 pub(crate) fn clear_need_resched() {
     PREEMPT_COUNT.with(|c| {
-        let v = c.get();
-        if v & NEED_RESCHED != 0 {
-            c.set(v & !NEED_RESCHED);
-        }
+        // SAFETY: the word is this thread's own count.
+        unsafe { arch::count_and(c.as_ptr(), !NEED_RESCHED) };
     })
 }
 

@@ -266,6 +266,42 @@ fn sleeping_in_atomic_context_is_reported() {
 }
 
 #[test]
+fn sleeping_in_hardirq_context_is_reported_and_aborts() {
+    const T: &str = "sleeping_in_hardirq_context_is_reported_and_aborts";
+    if support::is_child(T) {
+        let rt = support::runtime();
+        rt.block_on(|| {
+            thread::Builder::new()
+                .name("irq-sleeper".into())
+                .spawn(|| {
+                    preempt::irq::__run_in_hardirq(|| {
+                        assert!(preempt::in_interrupt());
+                        thread::sleep(Duration::from_millis(1));
+                    })
+                })
+                .unwrap()
+                .join()
+        })
+        .ok();
+        unreachable!("nothing may unwind out of an interrupt: the child must abort");
+    }
+    let out = support::run_child(T);
+    let err = support::stderr(&out);
+    assert_eq!(support::signal(&out), Some(libc::SIGABRT), "{err}");
+    assert!(
+        err.contains("BUG: sleeping function called from invalid context at tests/misuse.rs:"),
+        "{err}"
+    );
+    assert!(err.contains("in_interrupt(): 1"), "{err}");
+    assert!(err.contains("thread: 'irq-sleeper'"), "{err}");
+    assert!(
+        err.contains("cannot unwind out of interrupt context; aborting"),
+        "{err}"
+    );
+    assert!(!err.contains("unreachable"), "{err}");
+}
+
+#[test]
 fn stack_mapping_failure_names_the_limit() {
     const T: &str = "stack_mapping_failure_names_the_limit";
     if support::is_child(T) {

@@ -7,14 +7,16 @@
 //! * [`Context`] — what a switched-out thread leaves behind (its stack pointer);
 //! * [`init_stack`] — lay out a fresh stack so that switching to it enters
 //!   `entry(arg)` through the entry trampoline;
-//! * [`switch`] — save the running thread into one `Context`, resume another.
+//! * [`switch`] — save the running thread into one `Context`, resume another;
+//! * [`count_add`], [`count_sub`], [`count_and`] — update `preempt_count` with one
+//!   instruction each, so the timer interrupt never lands inside an update.
 
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86_64::{
-    Context, FRAME_SIZE, STUB_RSP_DROP, STUB_XSAVE_RESERVE, check_async_preemption, init_stack,
-    irq_stub, switch,
+    Context, FRAME_SIZE, STUB_RSP_DROP, STUB_XSAVE_RESERVE, check_async_preemption, count_add,
+    count_and, count_sub, init_stack, irq_stub, switch,
 };
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]

@@ -10,11 +10,47 @@ use core::arch::global_asm;
 
 global_asm!(include_str!("../../asm/x86_64/switch.s"), options(raw));
 global_asm!(include_str!("../../asm/x86_64/preempt.s"), options(raw));
+global_asm!(include_str!("../../asm/x86_64/count.s"), options(raw));
 
 unsafe extern "sysv64" {
     fn preempt_switch(from: *mut Context, to: *const Context);
     fn preempt_thread_entry();
     fn preempt_irq_stub();
+    fn preempt_count_add(word: *mut u32, v: u32);
+    fn preempt_count_sub(word: *mut u32, v: u32) -> u32;
+    fn preempt_count_and(word: *mut u32, mask: u32);
+}
+
+/// Adds `v` to `*word` with one instruction, which the timer interrupt cannot split
+/// (`asm/x86_64/count.s`).
+///
+/// # Safety
+/// `word` is the calling thread's live `preempt_count`, touched by nobody but this
+/// thread and its signal handlers.
+#[inline]
+pub(crate) unsafe fn count_add(word: *mut u32, v: u32) {
+    // SAFETY: per the contract; the routine only adds to the word.
+    unsafe { preempt_count_add(word, v) }
+}
+
+/// Subtracts `v` from `*word` with one instruction; returns the word after it.
+///
+/// # Safety
+/// As for [`count_add`].
+#[inline]
+pub(crate) unsafe fn count_sub(word: *mut u32, v: u32) -> u32 {
+    // SAFETY: per the contract; the routine only subtracts from the word and reads it.
+    unsafe { preempt_count_sub(word, v) }
+}
+
+/// Ands `*word` with `mask` with one instruction.
+///
+/// # Safety
+/// As for [`count_add`].
+#[inline]
+pub(crate) unsafe fn count_and(word: *mut u32, mask: u32) {
+    // SAFETY: per the contract; the routine only masks the word.
+    unsafe { preempt_count_and(word, mask) }
 }
 
 /// Bytes the handler moves RSP down before redirecting to the stub: the 128-byte red

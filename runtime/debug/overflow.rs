@@ -18,6 +18,7 @@
 //! Everything reachable from the handler is ASYNC-SIGNAL-SAFE: no allocation, no lock,
 //! no formatting machinery; the TLS it reads is `const`-initialised and `Drop`-free.
 
+use super::fmt_u64;
 use crate::{sched, sys};
 use std::mem::MaybeUninit;
 use std::sync::Once;
@@ -76,19 +77,6 @@ fn report(name: &str, stack_size: usize, addr: usize) {
     sys::write_stderr(b" KiB) at fault address 0x");
     sys::write_stderr(fmt_u64(&mut hex, addr as u64, 16));
     sys::write_stderr(b"\nfatal runtime error: stack overflow, aborting\n");
-}
-
-/// Formats `v` in `radix` into the end of `buf`. ASYNC-SIGNAL-SAFE.
-fn fmt_u64(buf: &mut [u8], mut v: u64, radix: u64) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b"0123456789abcdef"[(v % radix) as usize];
-        v /= radix;
-        if v == 0 || i == 0 {
-            return &buf[i..];
-        }
-    }
 }
 
 /// Hands the fault to the previous disposition.
@@ -168,21 +156,5 @@ impl Drop for AltStack {
                 sys::unmap(base, size);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn formats_numbers_without_allocating() {
-        let mut b = [0u8; 20];
-        assert_eq!(super::fmt_u64(&mut b, 0, 10), b"0");
-        assert_eq!(super::fmt_u64(&mut b, 65536 >> 10, 10), b"64");
-        let mut h = [0u8; 16];
-        assert_eq!(
-            super::fmt_u64(&mut h, 0x7fff_dead_beef, 16),
-            b"7fffdeadbeef"
-        );
-        assert_eq!(super::fmt_u64(&mut h, u64::MAX, 16), b"ffffffffffffffff");
     }
 }

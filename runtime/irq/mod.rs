@@ -16,8 +16,11 @@
 //! 2. the soft irq mask is held ([`save`]) → latch the tick; the mask's release replays
 //!    it;
 //! 3. the carrier is idle, or the model is `None` → nothing;
-//! 4. nothing else is queued and no timer is due → nothing (read from atomic mirrors
-//!    the CPU publishes, so a lone thread pays only for the signal);
+//! 4. no queued thread could take the CPU, no remote wakeup waits and no timer is due
+//!    → nothing but re-programming the device: stop the tick, keeping a one-shot for
+//!    the next timer (read from atomic mirrors the CPU publishes, so a lone thread pays
+//!    only for the signal). A timer due within the learned timer advance is waited for
+//!    first (`Cpu::arm_timer`);
 //! 5. a switch is due (round-robin slices of one tick; due timers are expired by the
 //!    scheduler it calls). `Voluntary` → set `NEED_RESCHED`, which
 //!    `cond_resched()` and the blocking calls honour. `Full` → preempt now if the
@@ -312,6 +315,7 @@ fn hardirq(cpu: &Cpu, uctx: *mut libc::ucontext_t) {
     // `in_interrupt()` holds and `might_sleep` aborts here); irq_exit restores it.
     let interrupted = preempt::raw();
     preempt::set_raw(interrupted + preempt::HARDIRQ_OFFSET);
+    cpu.timer_interrupt(cpu.now_ns());
     let redirected = tick_work(cpu, uctx, interrupted);
     let after = preempt::raw() - preempt::HARDIRQ_OFFSET;
     preempt::set_raw(if redirected {
@@ -360,6 +364,10 @@ fn tick_work(cpu: &Cpu, uctx: *mut libc::ucontext_t, raw: u32) -> bool {
     if model == Model::None || !cpu.has_current() {
         return false;
     }
+    if model >= Model::Full && raw & !preempt::NEED_RESCHED == 0 {
+        // A one-shot programmed early for a wakeup (`Cpu::arm_timer`).
+        cpu.await_imminent_timer();
+    }
     if !cpu.switch_wanted() {
         // Nothing else to run and no timer due: the tick costs nothing more, and with no
         // timer pending at all it stops (tickless full). A timer due before the next
@@ -368,6 +376,7 @@ fn tick_work(cpu: &Cpu, uctx: *mut libc::ucontext_t, raw: u32) -> bool {
         cpu.stop_tick_if_alone();
         return false;
     }
+    cpu.arm_timer_before_next_tick();
     if model == Model::Voluntary {
         preempt::set_need_resched();
         return false;
@@ -469,16 +478,42 @@ impl Drop for IrqGuard {
             d
         });
         if depth == 0 && IRQ_PENDING.with(|p| p.replace(false)) {
-            // Replay the latched tick: a switch is due, taken when preemption is
-            // enabled by `_preempt`'s drop right after this.
+            // Replay the latched tick: a switch, if one is due, is taken when
+            // preemption is enabled by `_preempt`'s drop right after this.
             if let Some(cpu) = sched::this_cpu()
                 && cpu.config.model != Model::None
                 && cpu.has_current()
             {
-                preempt::set_need_resched();
+                if cpu.switch_wanted() {
+                    preempt::set_need_resched();
+                } else {
+                    // The latched tick was a timer's one-shot that came early: program
+                    // it again, or nothing would interrupt for that timer.
+                    cpu.stop_tick_if_alone();
+                }
             }
         }
     }
+}
+
+/// Runs `f` in hardirq context, as the timer interrupt's handler runs: `preempt_count`
+/// raised by `HARDIRQ_OFFSET`, so [`in_interrupt`](crate::in_interrupt) holds and a
+/// blocking call is reported and aborts (nothing may unwind out of an interrupt).
+///
+/// For the runtime's own tests of the hardirq rules; not part of the API.
+#[doc(hidden)]
+pub fn __run_in_hardirq<R>(f: impl FnOnce() -> R) -> R {
+    struct Exit;
+    impl Drop for Exit {
+        fn drop(&mut self) {
+            preempt::set_raw(preempt::raw() - preempt::HARDIRQ_OFFSET);
+        }
+    }
+    // Like the handler, with the tick's effects masked so no real tick interleaves.
+    let _mask = save();
+    preempt::set_raw(preempt::raw() + preempt::HARDIRQ_OFFSET);
+    let _exit = Exit;
+    f()
 }
 
 /// Whether the soft irq mask is held on this carrier.

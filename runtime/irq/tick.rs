@@ -139,18 +139,26 @@ pub(crate) fn remaining() -> Option<Duration> {
     (!d.is_zero()).then_some(d)
 }
 
-/// Programs the device to fire at `delay` from now if that is before its next expiry.
-/// ASYNC-SIGNAL-SAFE.
-pub(crate) fn fire_by(delay: Duration, period: Duration) {
-    if remaining().is_none_or(|r| delay < r) {
-        oneshot_then_periodic(delay, period);
+/// Programs the device to fire at `delay` from now if that is before its next expiry;
+/// returns whether it did. A running tick resumes its period after that; a stopped one
+/// stays stopped. ASYNC-SIGNAL-SAFE.
+pub(crate) fn fire_by(delay: Duration, period: Duration) -> bool {
+    let sooner = remaining().is_none_or(|r| delay < r);
+    if sooner {
+        if is_stopped() {
+            stop_until(delay);
+        } else {
+            oneshot_then_periodic(delay, period);
+        }
     }
+    sooner
 }
 
 /// Stops the periodic tick but fires once after `delay` (the next timer event, as a
 /// `NO_HZ_FULL` kernel programs it). Counts as stopped: remote wakers interrupt the CPU
 /// themselves. ASYNC-SIGNAL-SAFE.
 pub(crate) fn stop_until(delay: Duration) {
+    super::restart_tick_accounting();
     STOPPED.store(true, Ordering::SeqCst);
     set(delay.max(Duration::from_micros(1)), Duration::ZERO);
 }

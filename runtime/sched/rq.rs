@@ -89,6 +89,15 @@ impl RunQueue {
         }
     }
 
+    /// The highest priority with a queued task.
+    pub(crate) fn top_prio(&self) -> Option<usize> {
+        self.highest_rt().or(if self.normal.is_empty() {
+            None
+        } else {
+            Some(0)
+        })
+    }
+
     /// Runnable tasks queued (the running one is not counted).
     pub(crate) fn len(&self) -> usize {
         self.nr_running

@@ -315,7 +315,7 @@ fn hardirq(cpu: &Cpu, uctx: *mut libc::ucontext_t) {
     // `in_interrupt()` holds and `might_sleep` aborts here); irq_exit restores it.
     let interrupted = preempt::raw();
     preempt::set_raw(interrupted + preempt::HARDIRQ_OFFSET);
-    cpu.timer_interrupt(cpu.now_ns());
+    cpu.timer_interrupt();
     let redirected = tick_work(cpu, uctx, interrupted);
     let after = preempt::raw() - preempt::HARDIRQ_OFFSET;
     preempt::set_raw(if redirected {

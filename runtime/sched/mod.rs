@@ -69,7 +69,7 @@
 //!
 //! Measured (`cargo bench --bench preempt -- lateness`): a 1 ms periodic priority-50
 //! sleeper beside a CPU hog under `Full` wakes with a lateness of p50 0–3 µs and p99
-//! 11–27 µs in quiet runs at ticks of 1 ms, 250 µs and 100 µs, against a bare
+//! 10–27 µs in quiet runs at ticks of 1 ms, 250 µs and 100 µs, against a bare
 //! `setitimer` one-shot's p50 49–65 µs and p99 96–122 µs in the same runs.
 
 //! ## Wakeups (invariant 5)
@@ -427,6 +427,9 @@ impl Cpu {
     /// first, as an hrtimer would). ASYNC-SIGNAL-SAFE.
     pub(crate) fn arm_timer_before_next_tick(&self) {
         let next = self.next_timer.load(Ordering::Relaxed);
+        if next == u64::MAX {
+            return;
+        }
         let now = self.now_ns();
         if next > now && next - now < self.config.tick.as_nanos() as u64 {
             self.arm_timer(next);
@@ -469,9 +472,13 @@ impl Cpu {
     /// timer, learn the delivery delay (an exponentially weighted average, 1/8 per
     /// sample, capped at [`MAX_TIMER_ADVANCE_NS`]; a VM stall longer than that is not a
     /// sample). ASYNC-SIGNAL-SAFE.
-    pub(crate) fn timer_interrupt(&self, now: u64) {
+    pub(crate) fn timer_interrupt(&self) {
         let at = self.oneshot_at.load(Ordering::Relaxed);
-        if at == 0 || now < at {
+        if at == 0 {
+            return;
+        }
+        let now = self.now_ns();
+        if now < at {
             return;
         }
         self.oneshot_at.store(0, Ordering::Relaxed);
@@ -490,6 +497,9 @@ impl Cpu {
     /// ASYNC-SIGNAL-SAFE.
     pub(crate) fn await_imminent_timer(&self) {
         let next = self.next_timer.load(Ordering::Relaxed);
+        if next == u64::MAX {
+            return;
+        }
         let adv = self.timer_advance.load(Ordering::Relaxed);
         let now = self.now_ns();
         if next > now && next - now <= adv {

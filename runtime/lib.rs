@@ -44,6 +44,7 @@ pub mod safety;
 mod sched;
 pub mod spans;
 mod stack;
+pub mod sync;
 mod sys;
 mod task;
 pub mod thread;

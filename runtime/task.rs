@@ -79,6 +79,16 @@ pub(crate) struct SchedEntity {
     pub(crate) on_rq: bool,
     /// Matches the timer entry that may wake this task; older entries are stale.
     pub(crate) timer_token: u64,
+    /// The effective priority: the base `Task::prio`, raised by priority inheritance
+    /// (`sync::mutex`) to the highest waiter of every mutex the task holds. The run
+    /// queue orders by it.
+    pub(crate) prio: Priority,
+    /// Priority inheritance bookkeeping (`sync::mutex`): the mutex this task waits for
+    /// and its wait-queue node, and the head of the list of held mutexes that have
+    /// waiters.
+    pub(crate) blocked_on: *const crate::sync::RawMutexState,
+    pub(crate) waiter: *mut crate::sync::MutexWaiter,
+    pub(crate) pi_held: *const crate::sync::RawMutexState,
 }
 
 /// A green thread.
@@ -135,6 +145,10 @@ impl Task {
                 prev: std::ptr::null(),
                 on_rq: false,
                 timer_token: 0,
+                prio,
+                blocked_on: std::ptr::null(),
+                waiter: std::ptr::null_mut(),
+                pi_held: std::ptr::null(),
             }),
             locals: UnsafeCell::new(Vec::new()),
         }

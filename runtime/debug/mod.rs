@@ -30,7 +30,7 @@ pub(crate) fn fatal(msg: &str) -> ! {
 pub(crate) fn sleeping_in_atomic(at: &'static Location<'static>, count: u32) {
     let (name, prio) = match sched::current_task() {
         // SAFETY: the current task is alive while it runs; the name lives as long as it.
-        Some(t) => unsafe { ((*t).display_name(), (*t).prio.get()) },
+        Some(t) => unsafe { ((*t).display_name(), (*t).se().prio.get()) },
         None => ("<not a green thread>", 0),
     };
     let irq = preempt::in_interrupt();

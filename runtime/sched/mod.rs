@@ -363,7 +363,7 @@ impl Cpu {
         }
         let contender = !running.is_null()
             // SAFETY: the running (or about to run) task is alive and ours.
-            && l.rq.top_prio() >= Some(unsafe { (*running).prio.get() } as usize);
+            && l.rq.top_prio() >= Some(unsafe { (*running).se().prio.get() } as usize);
         self.contender.store(contender, Ordering::Relaxed);
         // The kernel's `sched_can_stop_tick`: the periodic tick runs only while a
         // queued thread could take the CPU at a tick. Otherwise it stays stopped (timers
@@ -542,7 +542,7 @@ impl Cpu {
         // SAFETY: both tasks are alive and ours.
         if self.config.model >= Model::Full
             && !l.curr.is_null()
-            && unsafe { (*t).prio > (*l.curr).prio }
+            && unsafe { (*t).se().prio > (*l.curr).se().prio }
         {
             // The switch publishes the queue for the task it picks.
             preempt::set_need_resched();
@@ -665,6 +665,40 @@ pub(crate) fn wake_up(t: &Arc<Task>) {
             preempt::enable();
         }
         _ => t.cpu.wake_remote(t),
+    }
+}
+
+/// Sets the effective priority of `t` (priority inheritance), requeueing it if it is
+/// queued. If the running task now ranks below a queued one, asks for a switch at the
+/// end of the caller's section (under `Full`; the preemptive models), as a wakeup would.
+///
+/// # Safety
+/// Carrier of `t`'s CPU, preemption disabled; `t` is alive.
+pub(crate) unsafe fn set_effective_prio(t: *const Task, prio: Priority) {
+    // SAFETY: per the contract.
+    unsafe {
+        let cpu = &*(*t).cpu;
+        let l = cpu.local();
+        let se = (*t).se();
+        if se.prio == prio {
+            return;
+        }
+        if se.on_rq {
+            l.rq.remove(t);
+            se.prio = prio;
+            l.rq.enqueue(t);
+        } else {
+            se.prio = prio;
+        }
+        if cpu.config.model >= Model::Full
+            && !l.curr.is_null()
+            && l.rq.top_prio() > Some((*l.curr).se().prio.get() as usize)
+        {
+            preempt::set_need_resched();
+        }
+        if !l.curr.is_null() {
+            cpu.publish_queued(l, l.curr);
+        }
     }
 }
 

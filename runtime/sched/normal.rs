@@ -35,4 +35,11 @@ impl NormalQueue {
         // SAFETY: forwarded.
         unsafe { self.fifo.pop_front() }
     }
+
+    /// # Safety
+    /// As for `TaskList::remove`.
+    pub(crate) unsafe fn remove(&mut self, t: *const Task) {
+        // SAFETY: forwarded.
+        unsafe { self.fifo.remove(t) }
+    }
 }

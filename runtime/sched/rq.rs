@@ -44,7 +44,7 @@ impl RunQueue {
         unsafe {
             debug_assert!(!(*t).se().on_rq);
             (*t).se().on_rq = true;
-            let p = (*t).prio.get() as usize;
+            let p = (*t).se().prio.get() as usize;
             if p == 0 {
                 self.normal.enqueue(t);
             } else {
@@ -76,6 +76,28 @@ impl RunQueue {
         // SAFETY: t was on our queue, hence alive and ours.
         unsafe { (*t).se().on_rq = false };
         Some(t)
+    }
+
+    /// Unlinks `t`, which is queued (to requeue it at another priority).
+    ///
+    /// # Safety
+    /// `t` is on this queue at its current effective priority; the caller owns this
+    /// CPU's scheduler state.
+    pub(crate) unsafe fn remove(&mut self, t: *const Task) {
+        // SAFETY: per the contract.
+        unsafe {
+            let p = (*t).se().prio.get() as usize;
+            if p == 0 {
+                self.normal.remove(t);
+            } else {
+                self.rt[p].remove(t);
+                if self.rt[p].is_empty() {
+                    self.bitmap[p / 64] &= !(1 << (p % 64));
+                }
+            }
+            (*t).se().on_rq = false;
+        }
+        self.nr_running -= 1;
     }
 
     /// The highest real-time priority with a queued task.

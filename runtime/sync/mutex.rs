@@ -1,0 +1,750 @@
+//! `Mutex<T>`: a sleeping lock with priority inheritance, like Linux's `rt_mutex`.
+//!
+//! ## The lock word
+//!
+//! ```text
+//!   bits 63..1  owner: the holder's ThreadId (unique, never reused: a generation tag),
+//!               0 = unlocked
+//!   bit  0      HAS_WAITERS: the wait queue is not empty; unlock takes the slow path
+//! ```
+//!
+//! | from | to | by | how |
+//! |---|---|---|---|
+//! | `0` | `me` | locker, fast path | CAS (Acquire), with preemption off so `owner` is recorded before any waiter can run |
+//! | `me` | `0` | owner, fast path | CAS (Release) |
+//! | `owner` | `owner \| HAS_WAITERS` | a waiter, slow path | CAS, then it queues itself |
+//! | `me \| HAS_WAITERS` | `next [\| HAS_WAITERS]` | owner, slow path | handoff to the top waiter |
+//!
+//! Uncontended lock and unlock are one atomic each and never touch the scheduler.
+//!
+//! ## Wait queue and priority inheritance (invariant 7)
+//!
+//! The slow paths run on the carrier with preemption disabled, which serialises them
+//! (one CPU; the wait queue, the `owner` pointer and every task's PI fields are per-CPU
+//! data). Waiters queue by effective priority, FIFO among equals, in nodes on their own
+//! stacks. Each task keeps the list of the mutexes it holds that have waiters
+//! (`pi_held`); its effective priority is the maximum of its base priority and the top
+//! waiter of each (`effective_prio`).
+//!
+//! Blocking walks the owner chain (`chain_walk`), as `rt_mutex_adjust_prio_chain`
+//! does: recompute the owner's effective priority and requeue it — on the run queue,
+//! or in the wait queue of the mutex it is itself blocked on, whose owner is the next
+//! step — up to [`MAX_CHAIN`] steps. Reaching the blocking task again is a cycle: a
+//! deadlock, reported instead of a hang. Unlock hands the mutex to the top waiter,
+//! moves the remaining waiters' claim to the new owner, and drops the old owner back to
+//! what it still inherits (de-boost), switching at once if that lets a queued thread
+//! outrank it.
+//!
+//! The `owner` pointer is valid while the word is locked: it is written by the owner
+//! with preemption off right after it takes the word, and a task cannot exit while its
+//! guard lives (the guard borrows the mutex, and an unwinding thread drops it — which
+//! poisons the mutex, like std).
+//!
+//! Callers outside a green thread (plain OS threads) take the fast path, and otherwise
+//! spin politely (`std::thread::yield_now`) without queueing: they neither inherit nor
+//! lend priority.
+
+use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::preempt;
+use crate::sched::{self, Priority};
+use crate::task::Task;
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::ptr;
+use std::sync::{Arc, LockResult, PoisonError, TryLockError, TryLockResult};
+
+const HAS_WAITERS: u64 = 1;
+
+/// The longest owner chain a blocking thread walks (the kernel's `max_lock_depth` is
+/// 1024); a longer chain is reported like a cycle.
+pub const MAX_CHAIN: usize = 1024;
+
+/// A waiter's node, on its own stack while it waits.
+pub(crate) struct MutexWaiter {
+    task: *const Task,
+    /// The waiter's effective priority when it was (re)queued: the queue's order.
+    prio: Priority,
+    next: *mut MutexWaiter,
+    /// Set by the unlocker that handed the mutex to this waiter.
+    granted: bool,
+}
+
+/// The slow-path state of a mutex: carrier only, preemption disabled.
+struct Inner {
+    /// The holder, while locked (module docs).
+    owner: *const Task,
+    /// The wait queue, highest priority first.
+    waiters: *mut MutexWaiter,
+    /// Next in the owner's `pi_held` list, while this mutex has waiters.
+    next_held: *const RawMutexState,
+}
+
+/// The lock word and wait queue of a [`Mutex`].
+pub(crate) struct RawMutexState {
+    word: AtomicU64,
+    inherit: bool,
+    inner: UnsafeCell<Inner>,
+}
+
+/// Why [`Mutex::lock_pi`] refused to block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deadlock {
+    /// The threads of the cycle (or of the over-long chain), starting with the caller:
+    /// each waits for a mutex held by the next, and the last for one held by the first.
+    pub chain: Vec<String>,
+}
+
+impl fmt::Display for Deadlock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "deadlock: thread '{}'", self.chain[0])?;
+        for name in &self.chain[1..] {
+            write!(f, " waits for a mutex held by '{name}', which")?;
+        }
+        write!(f, " waits for a mutex held by '{}'", self.chain[0])
+    }
+}
+
+impl std::error::Error for Deadlock {}
+
+/// The error of [`Mutex::lock_pi`].
+pub enum LockPiError<G> {
+    /// Blocking would close a cycle of waiting threads (or relock a held mutex).
+    Deadlock(Deadlock),
+    /// The mutex was poisoned; the guard is inside, as with std.
+    Poisoned(PoisonError<G>),
+}
+
+impl<G> fmt::Debug for LockPiError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockPiError::Deadlock(d) => f.debug_tuple("Deadlock").field(d).finish(),
+            LockPiError::Poisoned(_) => f.write_str("Poisoned(..)"),
+        }
+    }
+}
+
+impl<G> fmt::Display for LockPiError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockPiError::Deadlock(d) => d.fmt(f),
+            LockPiError::Poisoned(p) => p.fmt(f),
+        }
+    }
+}
+
+fn id_of(t: *const Task) -> u64 {
+    // SAFETY: callers pass live tasks.
+    unsafe { (*t).id.as_u64().get() << 1 }
+}
+
+fn name_of(t: *const Task) -> String {
+    // SAFETY: callers pass live tasks.
+    unsafe { (*t).display_name().to_owned() }
+}
+
+impl RawMutexState {
+    const fn new(inherit: bool) -> RawMutexState {
+        RawMutexState {
+            word: AtomicU64::new(0),
+            inherit,
+            inner: UnsafeCell::new(Inner {
+                owner: ptr::null(),
+                waiters: ptr::null_mut(),
+                next_held: ptr::null(),
+            }),
+        }
+    }
+
+    /// # Safety
+    /// Carrier, preemption disabled (the module's serialisation).
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn inner(&self) -> &mut Inner {
+        // SAFETY: per the contract.
+        unsafe { &mut *self.inner.get() }
+    }
+
+    #[inline]
+    fn lock(&self) -> Result<(), Deadlock> {
+        match sched::current_task() {
+            Some(me) => {
+                let _p = preempt::disable();
+                if self
+                    .word
+                    .compare_exchange(0, id_of(me), Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    // SAFETY: preemption disabled on our carrier.
+                    unsafe { self.inner().owner = me };
+                    return Ok(());
+                }
+                drop(_p);
+                self.lock_slow(me)
+            }
+            None => {
+                self.lock_os_thread();
+                Ok(())
+            }
+        }
+    }
+
+    fn try_lock(&self) -> bool {
+        match sched::current_task() {
+            Some(me) => {
+                let _p = preempt::disable();
+                let ok = self
+                    .word
+                    .compare_exchange(0, id_of(me), Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok();
+                if ok {
+                    // SAFETY: preemption disabled on our carrier.
+                    unsafe { self.inner().owner = me };
+                }
+                ok
+            }
+            None => self
+                .word
+                .compare_exchange(0, os_thread_id(), Ordering::Acquire, Ordering::Relaxed)
+                .is_ok(),
+        }
+    }
+
+    #[cold]
+    fn lock_os_thread(&self) {
+        let me = os_thread_id();
+        while self
+            .word
+            .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::thread::yield_now();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    fn lock_slow(&self, me: *const Task) -> Result<(), Deadlock> {
+        preempt::might_sleep();
+        let (cpu, _) = sched::current_or_panic("Mutex::lock");
+        // SAFETY: me is the running task.
+        let my_prio = unsafe {
+            let _p = preempt::disable();
+            (*me).se().prio
+        };
+        let mut node = MutexWaiter {
+            task: me,
+            prio: my_prio,
+            next: ptr::null_mut(),
+            granted: false,
+        };
+        loop {
+            {
+                let _p = preempt::disable();
+                let w = self.word.load(Ordering::Relaxed);
+                if w == 0 {
+                    if self
+                        .word
+                        .compare_exchange(0, id_of(me), Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        // SAFETY: preemption disabled on our carrier.
+                        unsafe { self.inner().owner = me };
+                        return Ok(());
+                    }
+                    continue;
+                }
+                if w & !HAS_WAITERS == id_of(me) {
+                    return Err(Deadlock {
+                        chain: vec![name_of(me)],
+                    });
+                }
+                if w & 1 == 0 && w >> 1 >= 1 << 62 {
+                    // An OS thread holds it: it never queues waiters; poll.
+                    drop(_p);
+                    sched::yield_current(cpu);
+                    continue;
+                }
+                // SAFETY: preemption disabled on our carrier: the slow-path state is
+                // ours to change, and the owner recorded itself before we could run.
+                unsafe {
+                    self.word.fetch_or(HAS_WAITERS, Ordering::Relaxed);
+                    node.prio = (*me).se().prio;
+                    node.granted = false;
+                    self.enqueue(&mut node);
+                    (*me).se().blocked_on = self;
+                    (*me).se().waiter = &mut node;
+                    if let Err(d) = self.chain_walk(me) {
+                        self.dequeue(&mut node);
+                        (*me).se().blocked_on = ptr::null();
+                        (*me).se().waiter = ptr::null_mut();
+                        self.waiters_changed();
+                        return Err(d);
+                    }
+                }
+            }
+            // Invariant 5: the handoff sets `granted` before it wakes us, and the
+            // cancel check runs after we are marked BLOCKED.
+            let granted = &raw const node.granted;
+            // SAFETY: the node lives on our stack until we return.
+            sched::block_current(cpu, me, None, || unsafe { ptr::read_volatile(granted) });
+            if node.granted {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Inserts `node` behind every waiter of its priority or higher.
+    ///
+    /// # Safety
+    /// Preemption disabled on the carrier; `node` is not queued.
+    unsafe fn enqueue(&self, node: *mut MutexWaiter) {
+        // SAFETY: per the contract; every queued node lives until dequeued.
+        unsafe {
+            let inner = self.inner();
+            let mut link: *mut *mut MutexWaiter = &mut inner.waiters;
+            while !(*link).is_null() && (**link).prio >= (*node).prio {
+                link = &mut (**link).next;
+            }
+            (*node).next = *link;
+            *link = node;
+        }
+    }
+
+    /// Unlinks `node`.
+    ///
+    /// # Safety
+    /// As for `enqueue`; `node` is queued here.
+    unsafe fn dequeue(&self, node: *mut MutexWaiter) {
+        // SAFETY: per the contract.
+        unsafe {
+            let inner = self.inner();
+            let mut link: *mut *mut MutexWaiter = &mut inner.waiters;
+            while *link != node {
+                link = &mut (**link).next;
+            }
+            *link = (*node).next;
+            (*node).next = ptr::null_mut();
+        }
+    }
+
+    fn top_prio(&self) -> Option<Priority> {
+        // SAFETY: called with preemption disabled on the carrier.
+        unsafe {
+            let w = self.inner().waiters;
+            (!w.is_null()).then(|| (*w).prio)
+        }
+    }
+
+    /// After the wait queue changed: keep HAS_WAITERS, the owner's `pi_held` list and
+    /// the owner's effective priority consistent.
+    ///
+    /// # Safety
+    /// Preemption disabled on the carrier; locked by a green thread.
+    unsafe fn waiters_changed(&self) {
+        // SAFETY: per the contract.
+        unsafe {
+            let owner = self.inner().owner;
+            if self.inner().waiters.is_null() {
+                self.word.fetch_and(!HAS_WAITERS, Ordering::Relaxed);
+                unlink_held(owner, self);
+            } else {
+                link_held(owner, self);
+            }
+            sched::set_effective_prio(owner, effective_prio(owner));
+        }
+    }
+
+    /// Steps 1–n of the chain walk, from this mutex (which `me` just queued on).
+    ///
+    /// # Safety
+    /// Preemption disabled on the carrier.
+    unsafe fn chain_walk(&self, me: *const Task) -> Result<(), Deadlock> {
+        let mut m: *const RawMutexState = self;
+        for _ in 0..MAX_CHAIN {
+            // SAFETY: m is locked (it has a waiter), so its owner is alive; the owner's
+            // blocked_on mutex is locked too.
+            unsafe {
+                let owner = (*m).inner().owner;
+                if owner == me {
+                    return Err(self.chain_names(me));
+                }
+                // The owner inherits this mutex's top waiter (when PI is on).
+                link_held(owner, m);
+                if (*m).inherit {
+                    sched::set_effective_prio(owner, effective_prio(owner));
+                }
+                let next = (*owner).se().blocked_on;
+                if next.is_null() {
+                    return Ok(());
+                }
+                // Requeue the owner in the queue it waits in, at its new priority.
+                let node = (*owner).se().waiter;
+                let p = (*owner).se().prio;
+                if (*node).prio != p {
+                    (*next).dequeue(node);
+                    (*node).prio = p;
+                    (*next).enqueue(node);
+                }
+                m = next;
+            }
+        }
+        // SAFETY: as above.
+        Err(unsafe { self.chain_names(me) })
+    }
+
+    /// The names along the owner chain from this mutex, for the deadlock report.
+    ///
+    /// # Safety
+    /// As for `chain_walk`.
+    #[cold]
+    unsafe fn chain_names(&self, me: *const Task) -> Deadlock {
+        let mut chain = vec![name_of(me)];
+        let mut m: *const RawMutexState = self;
+        // SAFETY: per the contract.
+        unsafe {
+            for _ in 0..MAX_CHAIN {
+                let owner = (*m).inner().owner;
+                if owner == me {
+                    break;
+                }
+                chain.push(name_of(owner));
+                m = (*owner).se().blocked_on;
+                if m.is_null() {
+                    break;
+                }
+            }
+        }
+        Deadlock { chain }
+    }
+
+    #[inline]
+    fn unlock(&self) {
+        let me = match sched::current_task() {
+            Some(me) => id_of(me),
+            None => os_thread_id(),
+        };
+        if self
+            .word
+            .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            self.unlock_slow();
+        }
+    }
+
+    /// Hands the mutex to the top waiter and de-boosts the old owner.
+    #[cold]
+    #[inline(never)]
+    fn unlock_slow(&self) {
+        let Some(me) = sched::current_task() else {
+            unreachable!("only green threads queue waiters, and only on green owners")
+        };
+        let _p = preempt::disable();
+        // SAFETY: preemption disabled on our carrier; we own the mutex, so its waiters
+        // and their tasks are alive.
+        unsafe {
+            let inner = self.inner();
+            let top = inner.waiters;
+            debug_assert!(!top.is_null());
+            inner.waiters = (*top).next;
+            (*top).next = ptr::null_mut();
+            let next = (*top).task;
+            unlink_held(me, self);
+            inner.owner = next;
+            let more = !inner.waiters.is_null();
+            self.word.store(
+                id_of(next) | if more { HAS_WAITERS } else { 0 },
+                Ordering::Release,
+            );
+            (*next).se().blocked_on = ptr::null();
+            (*next).se().waiter = ptr::null_mut();
+            if more {
+                link_held(next, self);
+            }
+            sched::set_effective_prio(next, effective_prio(next));
+            sched::set_effective_prio(me, effective_prio(me));
+            (*top).granted = true;
+            // The woken owner runs before us if it outranks us (wakeup preemption,
+            // at the end of this section).
+            Arc::increment_strong_count(next);
+            sched::wake_up(&Arc::from_raw(next));
+        }
+    }
+}
+
+/// Adds `m` to `owner`'s list of held mutexes with waiters, if absent.
+///
+/// # Safety
+/// Preemption disabled on the carrier; `owner` holds `m`.
+unsafe fn link_held(owner: *const Task, m: *const RawMutexState) {
+    // SAFETY: per the contract.
+    unsafe {
+        let mut p = (*owner).se().pi_held;
+        while !p.is_null() {
+            if p == m {
+                return;
+            }
+            p = (*p).inner().next_held;
+        }
+        (*m).inner().next_held = (*owner).se().pi_held;
+        (*owner).se().pi_held = m;
+    }
+}
+
+/// Removes `m` from `owner`'s list, if present.
+///
+/// # Safety
+/// As for `link_held`.
+unsafe fn unlink_held(owner: *const Task, m: *const RawMutexState) {
+    // SAFETY: per the contract.
+    unsafe {
+        let mut link: *mut *const RawMutexState = &mut (*owner).se().pi_held;
+        while !(*link).is_null() {
+            if *link == m {
+                *link = (*m).inner().next_held;
+                (*m).inner().next_held = ptr::null();
+                return;
+            }
+            link = &mut (**link).inner().next_held;
+        }
+    }
+}
+
+/// Base priority raised to the top waiter of every held PI mutex.
+///
+/// # Safety
+/// Preemption disabled on the carrier; `t` alive.
+unsafe fn effective_prio(t: *const Task) -> Priority {
+    // SAFETY: per the contract.
+    unsafe {
+        let mut p = (*t).prio;
+        let mut m = (*t).se().pi_held;
+        while !m.is_null() {
+            if (*m).inherit
+                && let Some(top) = (*m).top_prio()
+            {
+                p = p.max(top);
+            }
+            m = (*m).inner().next_held;
+        }
+        p
+    }
+}
+
+/// A lock-word id for a plain OS thread: above every green thread id.
+fn os_thread_id() -> u64 {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() } as u64;
+    ((1 << 62) | tid) << 1
+}
+
+/// A mutual-exclusion lock that puts waiters to sleep, with priority inheritance; the
+/// green-thread counterpart of [`std::sync::Mutex`] (same names, guards and poisoning).
+///
+/// A thread that blocks on a mutex lends its priority to the owner, transitively along
+/// chains of owners, so a high-priority thread waits only for the critical sections in
+/// its way, never for the medium-priority threads that would otherwise starve the
+/// owner (the Mars Pathfinder inversion; see `examples/pathfinder.rs`).
+/// [`Mutex::without_inheritance`] makes one that does not, for comparison.
+///
+/// Waiters are served by priority, FIFO among equals; unlock hands the lock to the
+/// first. Blocking in a way that closes a cycle of waiting threads (AB-BA), or locking
+/// a mutex the caller already holds, is a deadlock: [`lock`](Mutex::lock) panics with
+/// the chain of threads, [`lock_pi`](Mutex::lock_pi) returns it as an error.
+///
+/// Blocking in atomic context (under a `SpinLock` or `preempt::disable()`) is the
+/// `might_sleep` bug report. Plain OS threads may lock it too; they spin politely on
+/// contention and take no part in priority inheritance.
+pub struct Mutex<T: ?Sized> {
+    raw: RawMutexState,
+    poison: AtomicBool,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: the lock serialises access to `data`, as for std's Mutex.
+unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
+// SAFETY: as above.
+unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
+
+impl<T> Mutex<T> {
+    /// Creates an unlocked mutex with priority inheritance.
+    pub const fn new(value: T) -> Mutex<T> {
+        Mutex {
+            raw: RawMutexState::new(true),
+            poison: AtomicBool::new(false),
+            data: UnsafeCell::new(value),
+        }
+    }
+
+    /// Creates an unlocked mutex *without* priority inheritance (waiters still queue
+    /// by priority), to show the inversion it prevents.
+    pub const fn without_inheritance(value: T) -> Mutex<T> {
+        Mutex {
+            raw: RawMutexState::new(false),
+            poison: AtomicBool::new(false),
+            data: UnsafeCell::new(value),
+        }
+    }
+
+    /// Consumes the mutex, returning the value (poisoned like std).
+    pub fn into_inner(self) -> LockResult<T> {
+        let poisoned = self.poison.load(Ordering::Relaxed);
+        let v = self.data.into_inner();
+        if poisoned {
+            Err(PoisonError::new(v))
+        } else {
+            Ok(v)
+        }
+    }
+}
+
+impl<T: ?Sized> Mutex<T> {
+    /// Acquires the mutex, blocking the calling thread until it is available.
+    ///
+    /// # Errors
+    /// If the mutex is poisoned (a holder panicked), like std; the guard is inside.
+    ///
+    /// # Panics
+    /// On a deadlock: the caller already holds this mutex, or blocking would close a
+    /// cycle of waiting threads; the message names the chain. Use
+    /// [`lock_pi`](Mutex::lock_pi) to get it as an error.
+    #[track_caller]
+    pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
+        match self.lock_pi() {
+            Ok(g) => Ok(g),
+            Err(LockPiError::Poisoned(p)) => Err(p),
+            Err(LockPiError::Deadlock(d)) => panic!("{d}"),
+        }
+    }
+
+    /// Like [`lock`](Mutex::lock), but a deadlock is returned as
+    /// [`LockPiError::Deadlock`] instead of a panic (the kernel's `-EDEADLK` from
+    /// `FUTEX_LOCK_PI`), and nothing was acquired.
+    ///
+    /// # Errors
+    /// [`LockPiError::Deadlock`] or [`LockPiError::Poisoned`].
+    #[track_caller]
+    pub fn lock_pi(&self) -> Result<MutexGuard<'_, T>, LockPiError<MutexGuard<'_, T>>> {
+        self.raw.lock().map_err(LockPiError::Deadlock)?;
+        let guard = MutexGuard {
+            lock: self,
+            panicking: std::thread::panicking(),
+            _not_send: PhantomData,
+        };
+        if self.poison.load(Ordering::Relaxed) {
+            Err(LockPiError::Poisoned(PoisonError::new(guard)))
+        } else {
+            Ok(guard)
+        }
+    }
+
+    /// Acquires the mutex if it is free, without blocking.
+    ///
+    /// # Errors
+    /// `WouldBlock` if it is held (by anyone, the caller included); `Poisoned` like std.
+    pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
+        if !self.raw.try_lock() {
+            return Err(TryLockError::WouldBlock);
+        }
+        let guard = MutexGuard {
+            lock: self,
+            panicking: std::thread::panicking(),
+            _not_send: PhantomData,
+        };
+        if self.poison.load(Ordering::Relaxed) {
+            Err(TryLockError::Poisoned(PoisonError::new(guard)))
+        } else {
+            Ok(guard)
+        }
+    }
+
+    /// Whether a holder panicked while holding it.
+    pub fn is_poisoned(&self) -> bool {
+        self.poison.load(Ordering::Relaxed)
+    }
+
+    /// Clears the poison flag.
+    pub fn clear_poison(&self) {
+        self.poison.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether this mutex lends priority to its holder.
+    pub fn inherits_priority(&self) -> bool {
+        self.raw.inherit
+    }
+
+    /// The value, through a unique reference (poisoned like std).
+    pub fn get_mut(&mut self) -> LockResult<&mut T> {
+        let poisoned = self.poison.load(Ordering::Relaxed);
+        let v = self.data.get_mut();
+        if poisoned {
+            Err(PoisonError::new(v))
+        } else {
+            Ok(v)
+        }
+    }
+}
+
+impl<T: Default> Default for Mutex<T> {
+    fn default() -> Mutex<T> {
+        Mutex::new(T::default())
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Mutex");
+        match self.try_lock() {
+            Ok(g) => d.field("data", &&*g),
+            Err(TryLockError::Poisoned(p)) => d.field("data", &&*p.into_inner()),
+            Err(TryLockError::WouldBlock) => d.field("data", &format_args!("<locked>")),
+        };
+        d.field("poisoned", &self.is_poisoned())
+            .field("inherits_priority", &self.inherits_priority())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Holds a [`Mutex`] until dropped; dropping it while the thread panics poisons the
+/// mutex, like std.
+#[must_use = "the mutex is released as soon as the guard is dropped"]
+pub struct MutexGuard<'a, T: ?Sized> {
+    lock: &'a Mutex<T>,
+    panicking: bool,
+    _not_send: PhantomData<*const ()>,
+}
+
+// SAFETY: sharing the guard shares `&T` only.
+unsafe impl<T: ?Sized + Sync> Sync for MutexGuard<'_, T> {}
+
+impl<T: ?Sized> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard proves the mutex is held by us.
+        unsafe { &*self.lock.data.get() }
+    }
+}
+
+impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as above, and the guard is borrowed uniquely.
+        unsafe { &mut *self.lock.data.get() }
+    }
+}
+
+impl<T: ?Sized> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        if !self.panicking && std::thread::panicking() {
+            self.lock.poison.store(true, Ordering::Relaxed);
+        }
+        self.lock.raw.unlock();
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}

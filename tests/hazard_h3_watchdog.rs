@@ -114,3 +114,41 @@ fn a_spinner_under_model_none_is_reported_as_running() {
         "{line}"
     );
 }
+
+/// H3's other half: the same program with `preempt::sync::Mutex` completes, since the
+/// waiter sleeps as a green thread (lending the holder its priority) instead of
+/// blocking its carrier in the kernel.
+#[test]
+fn the_same_program_completes_with_preempt_sync_mutex() {
+    let _l = support::runtime_lock();
+    let rt = support::full(Duration::from_millis(1));
+    let t0 = Instant::now();
+    let total = rt.block_on(|| {
+        let lock = Arc::new(preempt::sync::Mutex::new(0u64));
+        let waiter_started = Arc::new(AtomicBool::new(false));
+        let (l, w) = (lock.clone(), waiter_started.clone());
+        let holder = Builder::new()
+            .name("holder".into())
+            .spawn(move || {
+                let mut g = l.lock().unwrap();
+                while !w.load(SeqCst) {
+                    std::hint::spin_loop();
+                }
+                *g += 1;
+            })
+            .unwrap();
+        let l = lock.clone();
+        let waiter = Builder::new()
+            .name("waiter".into())
+            .spawn(move || {
+                waiter_started.store(true, SeqCst);
+                *l.lock().unwrap() += 1;
+            })
+            .unwrap();
+        holder.join().unwrap();
+        waiter.join().unwrap();
+        *lock.lock().unwrap()
+    });
+    assert_eq!(total, 2);
+    assert!(t0.elapsed() < Duration::from_secs(5));
+}

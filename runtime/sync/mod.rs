@@ -5,6 +5,12 @@
 //! | `raw_spinlock_t` | [`RawSpinLock`] | never | off (invariant 1) |
 //! | `spinlock_t` | [`SpinLock`] | never (it will sleep, with priority inheritance, under `Model::Rt`) | off |
 //! | `rt_mutex` | [`Mutex`] | yes, with priority inheritance through owner chains | on |
+//! | wait queues | [`Condvar`], [`Semaphore`], [`RwLock`], [`Barrier`], [`mpsc`] | yes, served by priority | on |
+//!
+//! Every blocking call may come from a green thread (which sleeps through the
+//! scheduler) or from a plain OS thread (which parks with `parking_lot_core`), so a std
+//! thread can feed a green thread through a channel. The wait queues (`waitqueue`) are
+//! priority-ordered lists of nodes on the waiters' stacks under a `RawSpinLock`.
 //!
 //! Names and signatures follow `std::sync`, so code ports by changing imports.
 //!
@@ -12,9 +18,19 @@
 //! never the other way round: blocking while a spinlock is held is the `might_sleep`
 //! bug report (the holder would sleep in atomic context).
 
+mod barrier;
+mod condvar;
+pub mod mpsc;
 mod mutex;
+mod rwlock;
+mod semaphore;
 mod spinlock;
+mod waitqueue;
 
+pub use barrier::{Barrier, BarrierWaitResult};
+pub use condvar::{Condvar, WaitTimeoutResult};
 pub use mutex::{Deadlock, LockPiError, MAX_CHAIN, Mutex, MutexGuard};
 pub(crate) use mutex::{MutexWaiter, RawMutexState};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use semaphore::{Semaphore, SemaphorePermit};
 pub use spinlock::{RawSpinLock, RawSpinLockGuard, SpinLock, SpinLockGuard, SpinLockIrqGuard};

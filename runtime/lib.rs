@@ -66,4 +66,5 @@ pub use thread::spawn;
 #[doc(hidden)]
 pub mod __loom {
     pub use crate::sched::wake_list::{WakeList, WakeNode};
+    pub use crate::sync::waitqueue::{Node, WaitQueue, Wake, Waking};
 }

@@ -14,6 +14,35 @@ pub(crate) mod sync {
     }
 }
 
+/// One step of a spin-wait: crossbeam's `Backoff` normally; under loom a yield, which
+/// lets the model's scheduler run the thread being waited for.
+pub(crate) struct Backoff(#[cfg(not(loom))] crossbeam_utils::Backoff);
+
+impl Backoff {
+    pub(crate) fn new() -> Backoff {
+        #[cfg(not(loom))]
+        return Backoff(crossbeam_utils::Backoff::new());
+        #[cfg(loom)]
+        return Backoff();
+    }
+
+    pub(crate) fn snooze(&self) {
+        #[cfg(not(loom))]
+        self.0.snooze();
+        #[cfg(loom)]
+        loom::thread::yield_now();
+    }
+}
+
+/// Gives the CPU to another thread (an OS thread's polite spin; under loom, the model's
+/// yield).
+pub(crate) fn yield_now() {
+    #[cfg(not(loom))]
+    std::thread::yield_now();
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}
+
 #[cfg(loom)]
 pub(crate) mod sync {
     pub(crate) mod atomic {
@@ -22,3 +51,15 @@ pub(crate) mod sync {
         };
     }
 }
+
+/// Declares a `const fn` that is an ordinary `fn` under loom, whose atomics cannot be
+/// made in constant context (tokio's shim does the same).
+macro_rules! const_fn_unless_loom {
+    ($(#[$m:meta])* $vis:vis fn $($rest:tt)*) => {
+        #[cfg(not(loom))]
+        $(#[$m])* $vis const fn $($rest)*
+        #[cfg(loom)]
+        $(#[$m])* $vis fn $($rest)*
+    };
+}
+pub(crate) use const_fn_unless_loom;

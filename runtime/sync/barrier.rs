@@ -25,12 +25,14 @@ impl BarrierWaitResult {
 }
 
 impl Barrier {
-    /// A barrier for `n` threads (`n` of 0 or 1 never blocks).
-    pub const fn new(n: usize) -> Barrier {
-        Barrier {
-            state: RawSpinLock::new((0, 0)),
-            n,
-            waiters: WaitQueue::new(),
+    crate::loom::const_fn_unless_loom! {
+        /// A barrier for `n` threads (`n` of 0 or 1 never blocks).
+        pub fn new(n: usize) -> Barrier {
+            Barrier {
+                state: RawSpinLock::new((0, 0)),
+                n,
+                waiters: WaitQueue::new(),
+            }
         }
     }
 

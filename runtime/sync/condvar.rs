@@ -30,10 +30,12 @@ impl WaitTimeoutResult {
 }
 
 impl Condvar {
-    /// Creates a condition variable with no waiters.
-    pub const fn new() -> Condvar {
-        Condvar {
-            queue: WaitQueue::new(),
+    crate::loom::const_fn_unless_loom! {
+        /// Creates a condition variable with no waiters.
+        pub fn new() -> Condvar {
+            Condvar {
+                queue: WaitQueue::new(),
+            }
         }
     }
 

@@ -25,7 +25,7 @@ mod mutex;
 mod rwlock;
 mod semaphore;
 mod spinlock;
-mod waitqueue;
+pub(crate) mod waitqueue;
 
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};

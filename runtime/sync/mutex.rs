@@ -145,15 +145,17 @@ fn name_of(t: *const Task) -> String {
 }
 
 impl RawMutexState {
-    const fn new(inherit: bool) -> RawMutexState {
-        RawMutexState {
-            word: AtomicU64::new(0),
-            inherit,
-            inner: UnsafeCell::new(Inner {
-                owner: ptr::null(),
-                waiters: ptr::null_mut(),
-                next_held: ptr::null(),
-            }),
+    crate::loom::const_fn_unless_loom! {
+        fn new(inherit: bool) -> RawMutexState {
+            RawMutexState {
+                word: AtomicU64::new(0),
+                inherit,
+                inner: UnsafeCell::new(Inner {
+                    owner: ptr::null(),
+                    waiters: ptr::null_mut(),
+                    next_held: ptr::null(),
+                }),
+            }
         }
     }
 
@@ -218,7 +220,7 @@ impl RawMutexState {
             .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
-            std::thread::yield_now();
+            crate::loom::yield_now();
         }
     }
 
@@ -569,22 +571,26 @@ unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
 unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
 
 impl<T> Mutex<T> {
-    /// Creates an unlocked mutex with priority inheritance.
-    pub const fn new(value: T) -> Mutex<T> {
-        Mutex {
-            raw: RawMutexState::new(true),
-            poison: AtomicBool::new(false),
-            data: UnsafeCell::new(value),
+    crate::loom::const_fn_unless_loom! {
+        /// Creates an unlocked mutex with priority inheritance.
+        pub fn new(value: T) -> Mutex<T> {
+            Mutex {
+                raw: RawMutexState::new(true),
+                poison: AtomicBool::new(false),
+                data: UnsafeCell::new(value),
+            }
         }
     }
 
-    /// Creates an unlocked mutex *without* priority inheritance (waiters still queue
-    /// by priority), to show the inversion it prevents.
-    pub const fn without_inheritance(value: T) -> Mutex<T> {
-        Mutex {
-            raw: RawMutexState::new(false),
-            poison: AtomicBool::new(false),
-            data: UnsafeCell::new(value),
+    crate::loom::const_fn_unless_loom! {
+        /// Creates an unlocked mutex *without* priority inheritance (waiters still queue
+        /// by priority), to show the inversion it prevents.
+        pub fn without_inheritance(value: T) -> Mutex<T> {
+            Mutex {
+                raw: RawMutexState::new(false),
+                poison: AtomicBool::new(false),
+                data: UnsafeCell::new(value),
+            }
         }
     }
 

@@ -46,18 +46,20 @@ fn might_sleep() {
 }
 
 impl<T> RwLock<T> {
-    /// Creates an unlocked lock.
-    pub const fn new(value: T) -> RwLock<T> {
-        RwLock {
-            state: RawSpinLock::new(State {
-                readers: 0,
-                writer: false,
-                writers_waiting: 0,
-            }),
-            readers: WaitQueue::new(),
-            writers: WaitQueue::new(),
-            poison: AtomicBool::new(false),
-            data: UnsafeCell::new(value),
+    crate::loom::const_fn_unless_loom! {
+        /// Creates an unlocked lock.
+        pub fn new(value: T) -> RwLock<T> {
+            RwLock {
+                state: RawSpinLock::new(State {
+                    readers: 0,
+                    writer: false,
+                    writers_waiting: 0,
+                }),
+                readers: WaitQueue::new(),
+                writers: WaitQueue::new(),
+                poison: AtomicBool::new(false),
+                data: UnsafeCell::new(value),
+            }
         }
     }
 

@@ -44,11 +44,13 @@ impl fmt::Debug for SemaphorePermit<'_> {
 }
 
 impl Semaphore {
-    /// Creates a semaphore with `permits` available.
-    pub const fn new(permits: usize) -> Semaphore {
-        Semaphore {
-            permits: RawSpinLock::new(permits),
-            waiters: WaitQueue::new(),
+    crate::loom::const_fn_unless_loom! {
+        /// Creates a semaphore with `permits` available.
+        pub fn new(permits: usize) -> Semaphore {
+            Semaphore {
+                permits: RawSpinLock::new(permits),
+                waiters: WaitQueue::new(),
+            }
         }
     }
 

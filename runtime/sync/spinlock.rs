@@ -21,15 +21,20 @@
 //! same thread (store, Release). Nothing else writes the word.
 
 use crate::irq::{self, IrqGuard};
+use crate::loom::Backoff;
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 use crate::preempt::{self, PreemptGuard};
-use crossbeam_utils::Backoff;
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 
+#[cfg(not(loom))]
 thread_local! {
     static TOKEN: u8 = const { 0 };
+}
+#[cfg(loom)]
+loom::thread_local! {
+    static TOKEN: u8 = 0;
 }
 
 /// This OS thread's lock token: the address of a thread-local, never 0.
@@ -41,8 +46,10 @@ fn token() -> usize {
 struct Word(AtomicUsize);
 
 impl Word {
-    const fn new() -> Word {
-        Word(AtomicUsize::new(0))
+    crate::loom::const_fn_unless_loom! {
+        fn new() -> Word {
+            Word(AtomicUsize::new(0))
+        }
     }
 
     /// Acquires the word; the caller has disabled preemption.
@@ -133,11 +140,13 @@ unsafe impl<T: ?Sized + Send> Send for RawSpinLock<T> {}
 unsafe impl<T: ?Sized + Send> Sync for RawSpinLock<T> {}
 
 impl<T> RawSpinLock<T> {
-    /// Creates an unlocked lock holding `value`.
-    pub const fn new(value: T) -> RawSpinLock<T> {
-        RawSpinLock {
-            word: Word::new(),
-            data: UnsafeCell::new(value),
+    crate::loom::const_fn_unless_loom! {
+        /// Creates an unlocked lock holding `value`.
+        pub fn new(value: T) -> RawSpinLock<T> {
+            RawSpinLock {
+                word: Word::new(),
+                data: UnsafeCell::new(value),
+            }
         }
     }
 
@@ -298,10 +307,12 @@ pub struct SpinLock<T: ?Sized> {
 }
 
 impl<T> SpinLock<T> {
-    /// Creates an unlocked lock holding `value`.
-    pub const fn new(value: T) -> SpinLock<T> {
-        SpinLock {
-            inner: RawSpinLock::new(value),
+    crate::loom::const_fn_unless_loom! {
+        /// Creates an unlocked lock holding `value`.
+        pub fn new(value: T) -> SpinLock<T> {
+            SpinLock {
+                inner: RawSpinLock::new(value),
+            }
         }
     }
 

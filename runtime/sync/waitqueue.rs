@@ -30,11 +30,16 @@ use std::time::Instant;
 /// Who sleeps on a node, and how to wake it.
 enum Sleeper {
     Green(Arc<Task>),
+    #[cfg(not(loom))]
     Os,
+    /// Under loom, OS threads are the model's threads, parked through loom.
+    #[cfg(loom)]
+    Os(loom::thread::Thread),
 }
 
 /// One waiter, on its own stack while queued.
-pub(crate) struct Node {
+#[allow(missing_debug_implementations)]
+pub struct Node {
     sleeper: Sleeper,
     prio: Priority,
     /// Followed and written only under the queue's lock (shared with the notifier,
@@ -48,7 +53,7 @@ pub(crate) struct Node {
 
 impl Node {
     /// A node for the calling thread.
-    pub(crate) fn new() -> Node {
+    pub fn new() -> Node {
         let (sleeper, prio) = match sched::current_arc() {
             Some(t) => {
                 // SAFETY: the current task reads its own scheduler entity with
@@ -59,7 +64,10 @@ impl Node {
                 };
                 (Sleeper::Green(t), prio)
             }
+            #[cfg(not(loom))]
             None => (Sleeper::Os, Priority::DEFAULT),
+            #[cfg(loom)]
+            None => (Sleeper::Os(loom::thread::current()), Priority::DEFAULT),
         };
         Node {
             sleeper,
@@ -72,15 +80,17 @@ impl Node {
     }
 
     /// The notifier's token (valid after a `Notified` wait).
-    pub(crate) fn token(&self) -> usize {
+    pub fn token(&self) -> usize {
         self.token.load(Ordering::SeqCst)
     }
 }
 
 /// How a wait ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Wake {
+pub enum Wake {
+    /// A notifier unlinked the waiter (or its condition already held).
     Notified,
+    /// The deadline passed first.
     TimedOut,
 }
 
@@ -94,18 +104,23 @@ struct List {
 unsafe impl Send for List {}
 
 /// A priority-ordered queue of sleeping threads.
-pub(crate) struct WaitQueue {
+#[allow(missing_debug_implementations)]
+pub struct WaitQueue {
     list: RawSpinLock<List>,
 }
 
 /// A node unlinked by a notifier, ready to be woken once the lock is released.
-pub(crate) struct Waking(Option<Sleeper>, usize);
+#[allow(missing_debug_implementations)]
+pub struct Waking(Option<Sleeper>, #[cfg_attr(loom, allow(dead_code))] usize);
 
 impl Waking {
     /// Wakes the sleeper. Call after releasing the queue's lock.
-    pub(crate) fn wake(self) {
+    pub fn wake(self) {
         match self.0 {
             Some(Sleeper::Green(t)) => sched::wake_up(&t),
+            #[cfg(loom)]
+            Some(Sleeper::Os(t)) => t.unpark(),
+            #[cfg(not(loom))]
             Some(Sleeper::Os) => {
                 // SAFETY: the key is a node address this module parks on; a stale
                 // one at worst wakes a parker spuriously, and parkers loop.
@@ -119,12 +134,15 @@ impl Waking {
 }
 
 impl WaitQueue {
-    pub(crate) const fn new() -> WaitQueue {
-        WaitQueue {
-            list: RawSpinLock::new(List {
-                head: ptr::null(),
-                len: 0,
-            }),
+    crate::loom::const_fn_unless_loom! {
+        /// An empty queue.
+        pub fn new() -> WaitQueue {
+            WaitQueue {
+                list: RawSpinLock::new(List {
+                    head: ptr::null(),
+                    len: 0,
+                }),
+            }
         }
     }
 
@@ -134,7 +152,7 @@ impl WaitQueue {
     /// first — is already true, returns `Notified` without queueing or releasing.
     ///
     /// `might_sleep` is the caller's job.
-    pub(crate) fn wait(
+    pub fn wait(
         &self,
         node: &Node,
         ready: impl FnOnce() -> bool,
@@ -181,6 +199,14 @@ impl WaitQueue {
                 let flag = &node.notified;
                 sched::block_current(cpu, Arc::as_ptr(t), dl, || flag.load(Ordering::SeqCst));
             }
+            #[cfg(loom)]
+            Sleeper::Os(_) => {
+                let _ = deadline; // the models wait without deadlines
+                if !node.notified.load(Ordering::SeqCst) {
+                    loom::thread::park();
+                }
+            }
+            #[cfg(not(loom))]
             Sleeper::Os => {
                 let key = node as *const Node as usize;
                 // SAFETY: our own node's address as the key; validate only reads an
@@ -201,7 +227,7 @@ impl WaitQueue {
 
     /// Unlinks the first waiter (highest priority), handing it `token`; wake it with
     /// the returned value after the caller's locks are released.
-    pub(crate) fn notify_one(&self, token: usize) -> Option<Waking> {
+    pub fn notify_one(&self, token: usize) -> Option<Waking> {
         let mut l = self.list.lock();
         let n = l.head;
         if n.is_null() {
@@ -212,7 +238,7 @@ impl WaitQueue {
     }
 
     /// Unlinks every waiter; wake each after the caller's locks are released.
-    pub(crate) fn notify_all(&self, token: usize) -> Vec<Waking> {
+    pub fn notify_all(&self, token: usize) -> Vec<Waking> {
         let mut l = self.list.lock();
         let mut out = Vec::with_capacity(l.len);
         while !l.head.is_null() {
@@ -283,7 +309,10 @@ unsafe fn take(l: &mut List, n: *const Node, token: usize) -> Waking {
         unlink(l, &*n);
         let sleeper = match &(*n).sleeper {
             Sleeper::Green(t) => Sleeper::Green(t.clone()),
+            #[cfg(not(loom))]
             Sleeper::Os => Sleeper::Os,
+            #[cfg(loom)]
+            Sleeper::Os(t) => Sleeper::Os(t.clone()),
         };
         (*n).token.store(token, Ordering::Relaxed);
         (*n).notified.store(true, Ordering::SeqCst);

@@ -3,7 +3,8 @@
 //!
 //! * uncontended lock + unlock in a green thread: `preempt::sync::Mutex` and
 //!   `SpinLock` against `std::sync::Mutex` and `parking_lot::Mutex` (target: the mutex
-//!   within 1.5× of std);
+//!   within 1.5× of std), under `Model::None` and again under `Model::Full`, where the
+//!   mutex fast path must also hold preemption off while it records the owner;
 //! * contended handoff: two green threads alternate on one mutex (each lock finds it
 //!   held, queues, and is handed the lock at the other's unlock), against a plain
 //!   `yield_now` ping-pong (the switches alone);
@@ -34,7 +35,7 @@ fn measure(iters: u64, mut f: impl FnMut(u64) -> Duration) -> f64 {
     )
 }
 
-fn uncontended(rt: &Runtime) {
+fn uncontended(rt: &Runtime, label: &str) {
     const N: u64 = 2_000_000;
     let ours = measure(N, |n| {
         rt.block_on(move || {
@@ -76,7 +77,7 @@ fn uncontended(rt: &Runtime) {
             t0.elapsed()
         })
     });
-    println!("uncontended lock + unlock, in a green thread (ns)");
+    println!("uncontended lock + unlock, in a green thread, {label} (ns)");
     println!(
         "    preempt::sync::Mutex     {ours:6.1}   {:.2}x std",
         ours / std
@@ -193,7 +194,14 @@ fn main() {
         return;
     }
     let rt = Runtime::builder().build().expect("runtime");
-    uncontended(&rt);
+    uncontended(&rt, "Model::None");
     contended(&rt);
     channels(&rt);
+    drop(rt);
+    // SAFETY: the bench's green threads touch no thread-local.
+    let rt = unsafe { Runtime::builder().preemptive(preempt::Model::Full) }
+        .build()
+        .expect("runtime");
+    println!();
+    uncontended(&rt, "Model::Full (the fast path disables preemption)");
 }

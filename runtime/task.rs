@@ -110,6 +110,12 @@ pub(crate) struct Task {
     pub(crate) se: UnsafeCell<SchedEntity>,
     /// Task-local values; touched only by the task itself (`thread::local`).
     pub(crate) locals: UnsafeCell<crate::thread::local::Locals>,
+    /// Mutexes this task holds: locked minus unlocked, changed only by the task itself
+    /// (so preemption cannot tear it; the handler never touches it). Non-zero at exit
+    /// means a guard was leaked: the task is then kept allocated so the mutexes' owner
+    /// pointers stay valid, and their next lockers take over (`sync::mutex`, "owner
+    /// died").
+    pub(crate) held_mutexes: std::cell::Cell<usize>,
 }
 
 // SAFETY: the atomics are shareable; `se` is touched only by the owning CPU with
@@ -150,6 +156,7 @@ impl Task {
                 waiter: std::ptr::null_mut(),
                 pi_held: std::ptr::null(),
             }),
+            held_mutexes: std::cell::Cell::new(0),
             locals: UnsafeCell::new(Vec::new()),
         }
     }

@@ -265,3 +265,53 @@ fn a_panicking_holder_poisons_like_std() {
         assert_eq!(*m.lock().unwrap(), 7);
     });
 }
+
+/// A thread that exits holding a mutex (its guard leaked): its waiter takes over and
+/// finds the mutex poisoned with the owner named; so does a later locker when nobody
+/// was waiting. Neither hangs.
+#[test]
+fn an_owner_that_exits_holding_the_mutex_poisons_it_and_is_named() {
+    let _l = support::runtime_lock();
+    let rt = support::full(Duration::from_millis(1));
+    rt.block_on(|| {
+        // With a waiter queued when the owner exits.
+        let m = Arc::new(Mutex::new(1));
+        let m2 = m.clone();
+        let owner = Builder::new()
+            .name("leaker".into())
+            .spawn(move || {
+                std::mem::forget(m2.lock().unwrap());
+                // Let the waiter queue before we exit.
+                for _ in 0..3 {
+                    thread::yield_now();
+                }
+            })
+            .unwrap();
+        let m3 = m.clone();
+        let waiter = thread::spawn(move || {
+            let r = m3.lock();
+            let poisoned = r.is_err();
+            drop(r);
+            poisoned
+        });
+        owner.join().unwrap();
+        assert!(waiter.join().unwrap(), "the waiter did not see the poison");
+        assert_eq!(m.poisoned_by().as_deref(), Some("leaker"));
+
+        // With nobody waiting: the next locker takes over.
+        let m = Arc::new(Mutex::new(2));
+        let m2 = m.clone();
+        Builder::new()
+            .name("leaker2".into())
+            .spawn(move || std::mem::forget(m2.lock().unwrap()))
+            .unwrap()
+            .join()
+            .unwrap();
+        let g = m.lock().unwrap_err().into_inner();
+        assert_eq!(*g, 2);
+        drop(g);
+        assert_eq!(m.poisoned_by().as_deref(), Some("leaker2"));
+        m.clear_poison();
+        assert_eq!(*m.lock().unwrap(), 2);
+    });
+}

@@ -19,6 +19,7 @@
 
 // void preempt_count_add(u32 *word /* rdi */, u32 v /* esi */)
     .globl  preempt_count_add
+    .hidden preempt_count_add                  // local to the final binary: direct calls, no GOT
     .type   preempt_count_add,@function
     .p2align 4
 preempt_count_add:
@@ -33,6 +34,7 @@ preempt_count_add:
 // The word is read again after the update: a handler that ran in between has only
 // added NEED_RESCHED, which the caller must then see.
     .globl  preempt_count_sub
+    .hidden preempt_count_sub                  // local to the final binary: direct calls, no GOT
     .type   preempt_count_sub,@function
     .p2align 4
 preempt_count_sub:
@@ -45,6 +47,7 @@ preempt_count_sub:
 
 // void preempt_count_and(u32 *word /* rdi */, u32 mask /* esi */)
     .globl  preempt_count_and
+    .hidden preempt_count_and                  // local to the final binary: direct calls, no GOT
     .type   preempt_count_and,@function
     .p2align 4
 preempt_count_and:

@@ -35,6 +35,7 @@
 
     .text
     .globl  preempt_irq_stub
+    .hidden preempt_irq_stub                  // local to the final binary: direct calls, no GOT
     .type   preempt_irq_stub,@function
     .p2align 4
 preempt_irq_stub:

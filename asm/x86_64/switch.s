@@ -30,6 +30,7 @@
 // Saves the running thread into `from` and resumes the thread saved in `to`.
 // Returns when some other thread switches back to `from`.
     .globl  preempt_switch
+    .hidden preempt_switch                  // local to the final binary: direct calls, no GOT
     .type   preempt_switch,@function
     .p2align 4
 preempt_switch:
@@ -84,6 +85,7 @@ preempt_switch:
 // caller, so a backtrace taken inside a green thread ends cleanly here instead of
 // wandering into whatever memory lies above the stack.
     .globl  preempt_thread_entry
+    .hidden preempt_thread_entry                  // local to the final binary: direct calls, no GOT
     .type   preempt_thread_entry,@function
     .p2align 4
 preempt_thread_entry:

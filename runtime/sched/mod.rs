@@ -256,6 +256,18 @@ pub(crate) fn current_task() -> Option<*const Task> {
     (!t.is_null()).then_some(t)
 }
 
+/// The running green thread and whether its CPU preempts asynchronously (`Full` and
+/// above). Under `None`/`Voluntary` nothing switches between two instructions of a
+/// green thread, so a fast path may skip `preempt::disable()` — the kernel's
+/// `preempt_disable()` is only a compiler barrier without `CONFIG_PREEMPT`.
+#[inline]
+pub(crate) fn current_task_preemptive() -> Option<(*const Task, bool)> {
+    let cpu = this_cpu()?;
+    // SAFETY: as in `current_task`.
+    let t = unsafe { (*cpu.local.get()).curr };
+    (!t.is_null()).then_some((t, cpu.config.model >= Model::Full))
+}
+
 /// The calling green thread as an owned reference.
 pub(crate) fn current_arc() -> Option<Arc<Task>> {
     let t = current_task()?;
@@ -944,6 +956,12 @@ pub(crate) fn exit_current() -> ! {
     preempt::disable_raw();
     // SAFETY: t is the current task.
     unsafe {
+        if (*t).held_mutexes.get() > 0 {
+            // Exiting with a mutex held (a leaked guard): the mutexes keep pointing
+            // at us, so we stay allocated, and their waiters take over (owner died).
+            Arc::increment_strong_count(t);
+            crate::sync::owner_exiting(t);
+        }
         (*t).state.store(DEAD, Ordering::SeqCst);
         let l = cpu.local();
         l.trace.record(cpu, Event::Exit((*t).id.as_u64().get()));

@@ -30,7 +30,7 @@ pub(crate) mod waitqueue;
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use mutex::{Deadlock, LockPiError, MAX_CHAIN, Mutex, MutexGuard};
-pub(crate) use mutex::{MutexWaiter, RawMutexState};
+pub(crate) use mutex::{MutexWaiter, RawMutexState, owner_exiting};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{Semaphore, SemaphorePermit};
 pub use spinlock::{RawSpinLock, RawSpinLockGuard, SpinLock, SpinLockGuard, SpinLockIrqGuard};

@@ -79,6 +79,9 @@ struct Inner {
     waiters: *mut MutexWaiter,
     /// Next in the owner's `pi_held` list, while this mutex has waiters.
     next_held: *const RawMutexState,
+    /// A previous owner that exited holding the mutex (kept allocated), for
+    /// [`Mutex::poisoned_by`].
+    dead_owner: *const Task,
 }
 
 /// The lock word and wait queue of a [`Mutex`].
@@ -154,6 +157,7 @@ impl RawMutexState {
                     owner: ptr::null(),
                     waiters: ptr::null_mut(),
                     next_held: ptr::null(),
+                    dead_owner: ptr::null(),
                 }),
             }
         }
@@ -167,31 +171,50 @@ impl RawMutexState {
         unsafe { &mut *self.inner.get() }
     }
 
+    /// Records `me` as the owner once the word is ours. Preemption disabled.
+    ///
+    /// # Safety
+    /// `me` is the running task and has just taken the word.
     #[inline]
-    fn lock(&self) -> Result<(), Deadlock> {
-        match sched::current_task() {
-            Some(me) => {
-                let _p = preempt::disable();
+    unsafe fn set_owner(&self, me: *const Task) {
+        // SAFETY: per the contract; only `me` changes its own count.
+        unsafe {
+            self.inner().owner = me;
+            (*me).held_mutexes.set((*me).held_mutexes.get() + 1);
+        }
+    }
+
+    /// Acquires the mutex; returns the owner for `unlock` (null: an OS thread) and
+    /// whether the previous owner exited holding it (the caller poisons it).
+    #[inline]
+    #[track_caller]
+    fn lock(&self) -> Result<(*const Task, bool), Deadlock> {
+        match sched::current_task_preemptive() {
+            Some((me, preemptive)) => {
+                // The owner is recorded before any waiter can run: with preemption
+                // off, or where nothing preempts.
+                let p = preemptive.then(preempt::disable);
                 if self
                     .word
                     .compare_exchange(0, id_of(me), Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
                 {
-                    // SAFETY: preemption disabled on our carrier.
-                    unsafe { self.inner().owner = me };
-                    return Ok(());
+                    // SAFETY: no switch until `p` drops; the word is ours.
+                    unsafe { self.set_owner(me) };
+                    return Ok((me, false));
                 }
-                drop(_p);
-                self.lock_slow(me)
+                drop(p);
+                self.lock_slow(me).map(|died| (me, died))
             }
             None => {
                 self.lock_os_thread();
-                Ok(())
+                Ok((ptr::null(), false))
             }
         }
     }
 
-    fn try_lock(&self) -> bool {
+    /// Takes the word if free; the owner for `unlock` (null: an OS thread).
+    fn try_lock(&self) -> Option<*const Task> {
         match sched::current_task() {
             Some(me) => {
                 let _p = preempt::disable();
@@ -200,15 +223,16 @@ impl RawMutexState {
                     .compare_exchange(0, id_of(me), Ordering::Acquire, Ordering::Relaxed)
                     .is_ok();
                 if ok {
-                    // SAFETY: preemption disabled on our carrier.
-                    unsafe { self.inner().owner = me };
+                    // SAFETY: preemption disabled; the word is ours.
+                    unsafe { self.set_owner(me) };
                 }
-                ok
+                ok.then_some(me)
             }
             None => self
                 .word
                 .compare_exchange(0, os_thread_id(), Ordering::Acquire, Ordering::Relaxed)
-                .is_ok(),
+                .is_ok()
+                .then_some(ptr::null()),
         }
     }
 
@@ -224,75 +248,119 @@ impl RawMutexState {
         }
     }
 
+    /// The slow path: take the word if it came free, report a relock, take over from
+    /// an owner that exited holding it, or queue, walk the chain and sleep until handed
+    /// the mutex. A wakeup that is not a handoff (an `unpark`, an owner's exit) finds
+    /// the node still queued and re-examines the owner without queueing again.
     #[cold]
     #[inline(never)]
     #[track_caller]
-    fn lock_slow(&self, me: *const Task) -> Result<(), Deadlock> {
+    fn lock_slow(&self, me: *const Task) -> Result<bool, Deadlock> {
         preempt::might_sleep();
         let (cpu, _) = sched::current_or_panic("Mutex::lock");
-        // SAFETY: me is the running task.
-        let my_prio = unsafe {
-            let _p = preempt::disable();
-            (*me).se().prio
-        };
         let mut node = MutexWaiter {
             task: me,
-            prio: my_prio,
+            prio: Priority::DEFAULT,
             next: ptr::null_mut(),
             granted: false,
         };
+        // Only through this pointer from here on: the unlocker writes through it too.
+        let node: *mut MutexWaiter = &mut node;
         loop {
             {
                 let _p = preempt::disable();
-                let w = self.word.load(Ordering::Relaxed);
-                if w == 0 {
-                    if self
-                        .word
-                        .compare_exchange(0, id_of(me), Ordering::Acquire, Ordering::Relaxed)
-                        .is_ok()
-                    {
-                        // SAFETY: preemption disabled on our carrier.
-                        unsafe { self.inner().owner = me };
-                        return Ok(());
-                    }
-                    continue;
-                }
-                if w & !HAS_WAITERS == id_of(me) {
-                    return Err(Deadlock {
-                        chain: vec![name_of(me)],
-                    });
-                }
-                if w & 1 == 0 && w >> 1 >= 1 << 62 {
-                    // An OS thread holds it: it never queues waiters; poll.
-                    drop(_p);
-                    sched::yield_current(cpu);
-                    continue;
-                }
                 // SAFETY: preemption disabled on our carrier: the slow-path state is
-                // ours to change, and the owner recorded itself before we could run.
+                // ours to change; an owner recorded itself (with preemption off)
+                // before we could run, and stays allocated even if it exited.
                 unsafe {
-                    self.word.fetch_or(HAS_WAITERS, Ordering::Relaxed);
-                    node.prio = (*me).se().prio;
-                    node.granted = false;
-                    self.enqueue(&mut node);
-                    (*me).se().blocked_on = self;
-                    (*me).se().waiter = &mut node;
-                    if let Err(d) = self.chain_walk(me) {
-                        self.dequeue(&mut node);
-                        (*me).se().blocked_on = ptr::null();
-                        (*me).se().waiter = ptr::null_mut();
-                        self.waiters_changed();
-                        return Err(d);
+                    let queued = ptr::eq((*me).se().blocked_on, self);
+                    let w = self.word.load(Ordering::Relaxed);
+                    if !queued && w == 0 {
+                        if self
+                            .word
+                            .compare_exchange(0, id_of(me), Ordering::Acquire, Ordering::Relaxed)
+                            .is_ok()
+                        {
+                            self.set_owner(me);
+                            return Ok(false);
+                        }
+                        continue;
+                    }
+                    if !queued && w & !HAS_WAITERS == id_of(me) {
+                        return Err(Deadlock {
+                            chain: vec![name_of(me)],
+                        });
+                    }
+                    if !queued && w >> 1 >= 1 << 62 {
+                        // An OS thread holds it: it never queues waiters; poll.
+                        drop(_p);
+                        sched::yield_current(cpu);
+                        continue;
+                    }
+                    let owner = self.inner().owner;
+                    if (*owner).state.load(Ordering::SeqCst) == crate::task::DEAD {
+                        if queued {
+                            self.dequeue(node);
+                            (*me).se().blocked_on = ptr::null();
+                            (*me).se().waiter = ptr::null_mut();
+                        }
+                        self.take_over(me, owner);
+                        return Ok(true);
+                    }
+                    if !queued {
+                        self.word.fetch_or(HAS_WAITERS, Ordering::Relaxed);
+                        (*node).prio = (*me).se().prio;
+                        (*node).granted = false;
+                        self.enqueue(node);
+                        (*me).se().blocked_on = self;
+                        (*me).se().waiter = node;
+                        if let Err(d) = self.chain_walk(me) {
+                            self.dequeue(node);
+                            (*me).se().blocked_on = ptr::null();
+                            (*me).se().waiter = ptr::null_mut();
+                            self.waiters_changed();
+                            return Err(d);
+                        }
                     }
                 }
             }
             // Invariant 5: the handoff sets `granted` before it wakes us, and the
             // cancel check runs after we are marked BLOCKED.
-            let granted = &raw const node.granted;
             // SAFETY: the node lives on our stack until we return.
-            sched::block_current(cpu, me, None, || unsafe { ptr::read_volatile(granted) });
-            if node.granted {
-                return Ok(());
+            sched::block_current(cpu, me, None, || unsafe {
+                ptr::read_volatile(&(*node).granted)
+            });
+            // SAFETY: as above.
+            if unsafe { ptr::read_volatile(&(*node).granted) } {
+                let _p = preempt::disable();
+                // SAFETY: the unlocker made us the owner; only we change our count.
+                unsafe { (*me).held_mutexes.set((*me).held_mutexes.get() + 1) };
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Takes the mutex from `dead`, which exited holding it (a leaked guard): the
+    /// robust-futex `OWNER_DIED` case. Remaining waiters keep waiting, now on us.
+    ///
+    /// # Safety
+    /// Preemption disabled on the carrier; `me` is running and not queued here;
+    /// `dead` is this mutex's exited (and still allocated) owner.
+    unsafe fn take_over(&self, me: *const Task, dead: *const Task) {
+        // SAFETY: per the contract.
+        unsafe {
+            unlink_held(dead, self);
+            let more = !self.inner().waiters.is_null();
+            self.word.store(
+                id_of(me) | if more { HAS_WAITERS } else { 0 },
+                Ordering::Relaxed,
+            );
+            crate::loom::sync::atomic::fence(Ordering::Acquire);
+            self.set_owner(me);
+            self.inner().dead_owner = dead;
+            if more {
+                link_held(me, self);
+                sched::set_effective_prio(me, effective_prio(me));
             }
         }
     }
@@ -422,10 +490,16 @@ impl RawMutexState {
     }
 
     #[inline]
-    fn unlock(&self) {
-        let me = match sched::current_task() {
-            Some(me) => id_of(me),
-            None => os_thread_id(),
+    /// Releases the word taken by `owner` (the running thread, from `lock`; null for
+    /// an OS thread).
+    fn unlock(&self, owner: *const Task) {
+        let me = if owner.is_null() {
+            os_thread_id()
+        } else {
+            // SAFETY: `owner` is the running task (guards are not `Send`); only it
+            // changes its own count.
+            unsafe { (*owner).held_mutexes.set((*owner).held_mutexes.get() - 1) };
+            id_of(owner)
         };
         if self
             .word
@@ -472,6 +546,30 @@ impl RawMutexState {
             // at the end of this section).
             Arc::increment_strong_count(next);
             sched::wake_up(&Arc::from_raw(next));
+        }
+    }
+}
+
+/// Called by a green thread that exits holding mutexes (leaked guards), preemption
+/// disabled, before it is marked dead: wakes every waiter of those mutexes, which find
+/// the owner dead and the first takes over (`RawMutexState::take_over`). The task stays
+/// allocated (the caller leaks a reference), so owner pointers never dangle.
+///
+/// # Safety
+/// `t` is the running task, about to exit; preemption disabled.
+pub(crate) unsafe fn owner_exiting(t: *const Task) {
+    // SAFETY: per the contract; the listed mutexes have waiters, which borrow them.
+    unsafe {
+        let mut m = (*t).se().pi_held;
+        while !m.is_null() {
+            let mut w = (*m).inner().waiters;
+            while !w.is_null() {
+                let task = (*w).task;
+                Arc::increment_strong_count(task);
+                sched::wake_up(&Arc::from_raw(task));
+                w = (*w).next;
+            }
+            m = (*m).inner().next_held;
         }
     }
 }
@@ -633,9 +731,13 @@ impl<T: ?Sized> Mutex<T> {
     /// [`LockPiError::Deadlock`] or [`LockPiError::Poisoned`].
     #[track_caller]
     pub fn lock_pi(&self) -> Result<MutexGuard<'_, T>, LockPiError<MutexGuard<'_, T>>> {
-        self.raw.lock().map_err(LockPiError::Deadlock)?;
+        let (owner, died) = self.raw.lock().map_err(LockPiError::Deadlock)?;
+        if died {
+            self.poison.store(true, Ordering::Relaxed);
+        }
         let guard = MutexGuard {
             lock: self,
+            owner,
             panicking: std::thread::panicking(),
             _not_send: PhantomData,
         };
@@ -651,11 +753,12 @@ impl<T: ?Sized> Mutex<T> {
     /// # Errors
     /// `WouldBlock` if it is held (by anyone, the caller included); `Poisoned` like std.
     pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
-        if !self.raw.try_lock() {
+        let Some(owner) = self.raw.try_lock() else {
             return Err(TryLockError::WouldBlock);
-        }
+        };
         let guard = MutexGuard {
             lock: self,
+            owner,
             panicking: std::thread::panicking(),
             _not_send: PhantomData,
         };
@@ -666,7 +769,19 @@ impl<T: ?Sized> Mutex<T> {
         }
     }
 
-    /// Whether a holder panicked while holding it.
+    /// The name of a green thread that exited while holding this mutex (its guard
+    /// leaked, e.g. with `mem::forget`), if one did. The next locker took the mutex
+    /// over and found it poisoned, like a robust futex's `OWNER_DIED`.
+    pub fn poisoned_by(&self) -> Option<String> {
+        let _p = preempt::disable();
+        // SAFETY: preemption disabled; a dead owner stays allocated.
+        unsafe {
+            let d = self.raw.inner().dead_owner;
+            (!d.is_null()).then(|| name_of(d))
+        }
+    }
+
+    /// Whether a holder panicked while holding it (or exited holding it).
     pub fn is_poisoned(&self) -> bool {
         self.poison.load(Ordering::Relaxed)
     }
@@ -718,6 +833,8 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
 #[must_use = "the mutex is released as soon as the guard is dropped"]
 pub struct MutexGuard<'a, T: ?Sized> {
     lock: &'a Mutex<T>,
+    /// The locking green thread (null: an OS thread), so unlock needs no lookup.
+    owner: *const Task,
     panicking: bool,
     _not_send: PhantomData<*const ()>,
 }
@@ -752,7 +869,7 @@ impl<T: ?Sized> Drop for MutexGuard<'_, T> {
         if !self.panicking && std::thread::panicking() {
             self.lock.poison.store(true, Ordering::Relaxed);
         }
-        self.lock.raw.unlock();
+        self.lock.raw.unlock(self.owner);
     }
 }
 

@@ -34,12 +34,9 @@ impl Backoff {
     }
 }
 
-/// Gives the CPU to another thread (an OS thread's polite spin; under loom, the model's
-/// yield).
+/// The model's yield, for the loops that poll under loom where the real code parks.
+#[cfg(loom)]
 pub(crate) fn yield_now() {
-    #[cfg(not(loom))]
-    std::thread::yield_now();
-    #[cfg(loom)]
     loom::thread::yield_now();
 }
 

@@ -315,3 +315,46 @@ fn an_owner_that_exits_holding_the_mutex_poisons_it_and_is_named() {
         assert_eq!(*m.lock().unwrap(), 2);
     });
 }
+
+/// Plain OS threads park on a contended mutex (through parking_lot_core) and green
+/// threads queue on it; every increment lands, nobody hangs.
+#[test]
+fn os_threads_and_green_threads_share_a_mutex() {
+    let _l = support::runtime_lock();
+    let rt = support::full(Duration::from_micros(200));
+    let m = Arc::new(Mutex::new(0u64));
+    let os: Vec<_> = (0..2)
+        .map(|_| {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                for _ in 0..20_000 {
+                    let mut g = m.lock().unwrap();
+                    *g += 1;
+                    if *g % 64 == 0 {
+                        std::thread::yield_now(); // hold it a while now and then
+                    }
+                }
+            })
+        })
+        .collect();
+    let m2 = m.clone();
+    rt.block_on(move || {
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                let m = m2.clone();
+                thread::spawn(move || {
+                    for _ in 0..20_000 {
+                        *m.lock().unwrap() += 1;
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+    for t in os {
+        t.join().unwrap();
+    }
+    assert_eq!(*m.lock().unwrap(), 120_000);
+}

@@ -3,9 +3,11 @@
 //! ## The lock word
 //!
 //! ```text
-//!   bits 63..1  owner: the holder's ThreadId (unique, never reused: a generation tag),
-//!               0 = unlocked
-//!   bit  0      HAS_WAITERS: the wait queue is not empty; unlock takes the slow path
+//!   bits 63..2  owner: the holder's ThreadId (unique, never reused: a generation tag),
+//!               or a plain OS thread's tid tagged with bit 62; 0 = unlocked
+//!   bit  1      OS_PARKED: plain OS threads are parked on this mutex (in
+//!               parking_lot_core, keyed by its address); the unlock wakes them
+//!   bit  0      HAS_WAITERS: the green wait queue is not empty; unlock hands off
 //! ```
 //!
 //! | from | to | by | how |
@@ -13,7 +15,9 @@
 //! | `0` | `me` | locker, fast path | CAS (Acquire), with preemption off so `owner` is recorded before any waiter can run |
 //! | `me` | `0` | owner, fast path | CAS (Release) |
 //! | `owner` | `owner \| HAS_WAITERS` | a waiter, slow path | CAS, then it queues itself |
-//! | `me \| HAS_WAITERS` | `next [\| HAS_WAITERS]` | owner, slow path | handoff to the top waiter |
+//! | `me \| HAS_WAITERS` | `next [\| HAS_WAITERS]` | owner, slow path | handoff to the top waiter (`OS_PARKED` kept) |
+//! | `owner` | `owner \| OS_PARKED` | an OS thread, slow path | CAS, then it parks while the bit is set |
+//! | `me \| OS_PARKED` | `0` | owner, slow path | swap, then `unpark_all` |
 //!
 //! Uncontended lock and unlock are one atomic each and never touch the scheduler.
 //!
@@ -40,9 +44,10 @@
 //! guard lives (the guard borrows the mutex, and an unwinding thread drops it — which
 //! poisons the mutex, like std).
 //!
-//! Callers outside a green thread (plain OS threads) take the fast path, and otherwise
-//! spin politely (`std::thread::yield_now`) without queueing: they neither inherit nor
-//! lend priority.
+//! Callers outside a green thread (plain OS threads) take the same fast path; on
+//! contention they park in `parking_lot_core` (the `OS_PARKED` bit) and take no part in
+//! priority inheritance. A green thread that finds an OS thread holding the mutex
+//! yields until it is released, since an OS thread cannot be boosted.
 
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::preempt;
@@ -56,6 +61,10 @@ use std::ptr;
 use std::sync::{Arc, LockResult, PoisonError, TryLockError, TryLockResult};
 
 const HAS_WAITERS: u64 = 1;
+const OS_PARKED: u64 = 2;
+const FLAGS: u64 = HAS_WAITERS | OS_PARKED;
+/// Tags an OS thread's tid in the owner field.
+const OS_OWNER: u64 = 1 << 60;
 
 /// The longest owner chain a blocking thread walks (the kernel's `max_lock_depth` is
 /// 1024); a longer chain is reported like a cycle.
@@ -139,7 +148,7 @@ impl<G> fmt::Display for LockPiError<G> {
 
 fn id_of(t: *const Task) -> u64 {
     // SAFETY: callers pass live tasks.
-    unsafe { (*t).id.as_u64().get() << 1 }
+    unsafe { (*t).id.as_u64().get() << 2 }
 }
 
 fn name_of(t: *const Task) -> String {
@@ -236,17 +245,70 @@ impl RawMutexState {
         }
     }
 
+    /// A plain OS thread's lock: take the word if free, else mark `OS_PARKED` and park
+    /// in `parking_lot_core` until an unlock clears the word. The check that the bit is
+    /// still set runs under parking_lot's bucket lock, and the unlocker clears the word
+    /// before it calls `unpark_all` (which takes that lock): no lost wakeup.
     #[cold]
     fn lock_os_thread(&self) {
         let me = os_thread_id();
-        while self
-            .word
-            .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            crate::loom::yield_now();
+        loop {
+            let w = self.word.load(Ordering::Relaxed);
+            if w == 0 {
+                if self
+                    .word
+                    .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return;
+                }
+                continue;
+            }
+            if w & OS_PARKED == 0
+                && self
+                    .word
+                    .compare_exchange_weak(w, w | OS_PARKED, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            self.park_os_thread();
         }
     }
+
+    #[cfg(not(loom))]
+    fn park_os_thread(&self) {
+        let key = self as *const RawMutexState as usize;
+        // SAFETY: our own address as the key; validate only reads an atomic, and no
+        // callback panics or calls into parking_lot.
+        unsafe {
+            parking_lot_core::park(
+                key,
+                || self.word.load(Ordering::Relaxed) & OS_PARKED != 0,
+                || {},
+                |_, _| {},
+                parking_lot_core::DEFAULT_PARK_TOKEN,
+                None,
+            );
+        }
+    }
+
+    /// Loom cannot model parking_lot: the models' OS threads poll.
+    #[cfg(loom)]
+    fn park_os_thread(&self) {
+        crate::loom::yield_now();
+    }
+
+    /// Wakes the OS threads parked on this mutex (after the word was released).
+    #[cfg(not(loom))]
+    fn unpark_os_threads(&self) {
+        let key = self as *const RawMutexState as usize;
+        // SAFETY: our own address as the key.
+        unsafe { parking_lot_core::unpark_all(key, parking_lot_core::DEFAULT_UNPARK_TOKEN) };
+    }
+
+    #[cfg(loom)]
+    fn unpark_os_threads(&self) {}
 
     /// The slow path: take the word if it came free, report a relock, take over from
     /// an owner that exited holding it, or queue, walk the chain and sleep until handed
@@ -286,12 +348,12 @@ impl RawMutexState {
                         }
                         continue;
                     }
-                    if !queued && w & !HAS_WAITERS == id_of(me) {
+                    if !queued && w & !FLAGS == id_of(me) {
                         return Err(Deadlock {
                             chain: vec![name_of(me)],
                         });
                     }
-                    if !queued && w >> 1 >= 1 << 62 {
+                    if !queued && w >> 2 >= OS_OWNER {
                         // An OS thread holds it: it never queues waiters; poll.
                         drop(_p);
                         sched::yield_current(cpu);
@@ -351,8 +413,9 @@ impl RawMutexState {
         unsafe {
             unlink_held(dead, self);
             let more = !self.inner().waiters.is_null();
+            let parked = self.word.load(Ordering::Relaxed) & OS_PARKED;
             self.word.store(
-                id_of(me) | if more { HAS_WAITERS } else { 0 },
+                id_of(me) | parked | if more { HAS_WAITERS } else { 0 },
                 Ordering::Relaxed,
             );
             crate::loom::sync::atomic::fence(Ordering::Acquire);
@@ -506,20 +569,27 @@ impl RawMutexState {
             .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed)
             .is_err()
         {
-            self.unlock_slow();
+            self.unlock_slow(owner);
         }
     }
 
-    /// Hands the mutex to the top waiter and de-boosts the old owner.
+    /// The unlock that found a flag set: hand the mutex to the top green waiter (and
+    /// de-boost), or release it and wake the parked OS threads.
     #[cold]
     #[inline(never)]
-    fn unlock_slow(&self) {
-        let Some(me) = sched::current_task() else {
-            unreachable!("only green threads queue waiters, and only on green owners")
-        };
+    fn unlock_slow(&self, owner: *const Task) {
+        let w = self.word.load(Ordering::Relaxed);
+        if w & HAS_WAITERS == 0 {
+            // Only OS threads wait.
+            let old = self.word.swap(0, Ordering::Release);
+            debug_assert!(old & OS_PARKED != 0);
+            self.unpark_os_threads();
+            return;
+        }
+        let me = owner;
         let _p = preempt::disable();
-        // SAFETY: preemption disabled on our carrier; we own the mutex, so its waiters
-        // and their tasks are alive.
+        // SAFETY: preemption disabled on our carrier; we own the mutex (green waiters
+        // queue only behind green owners), so its waiters and their tasks are alive.
         unsafe {
             let inner = self.inner();
             let top = inner.waiters;
@@ -530,10 +600,16 @@ impl RawMutexState {
             unlink_held(me, self);
             inner.owner = next;
             let more = !inner.waiters.is_null();
-            self.word.store(
-                id_of(next) | if more { HAS_WAITERS } else { 0 },
+            // Parked OS threads stay parked: the next owner's unlock wakes them. The
+            // swap keeps an `OS_PARKED` set meanwhile.
+            let parked = self.word.load(Ordering::Relaxed) & OS_PARKED;
+            let old = self.word.swap(
+                id_of(next) | parked | if more { HAS_WAITERS } else { 0 },
                 Ordering::Release,
             );
+            if old & OS_PARKED != parked {
+                self.word.fetch_or(OS_PARKED, Ordering::Relaxed);
+            }
             (*next).se().blocked_on = ptr::null();
             (*next).se().waiter = ptr::null_mut();
             if more {
@@ -637,7 +713,7 @@ unsafe fn effective_prio(t: *const Task) -> Priority {
 fn os_thread_id() -> u64 {
     // SAFETY: gettid has no preconditions.
     let tid = unsafe { libc::gettid() } as u64;
-    ((1 << 62) | tid) << 1
+    (OS_OWNER | tid) << 2
 }
 
 /// A mutual-exclusion lock that puts waiters to sleep, with priority inheritance; the
@@ -655,8 +731,8 @@ fn os_thread_id() -> u64 {
 /// the chain of threads, [`lock_pi`](Mutex::lock_pi) returns it as an error.
 ///
 /// Blocking in atomic context (under a `SpinLock` or `preempt::disable()`) is the
-/// `might_sleep` bug report. Plain OS threads may lock it too; they spin politely on
-/// contention and take no part in priority inheritance.
+/// `might_sleep` bug report. Plain OS threads may lock it too; they park on contention
+/// and take no part in priority inheritance.
 pub struct Mutex<T: ?Sized> {
     raw: RawMutexState,
     poison: AtomicBool,

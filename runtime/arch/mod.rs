@@ -16,8 +16,11 @@ mod x86_64;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86_64::{
     Context, FRAME_SIZE, STUB_RSP_DROP, STUB_XSAVE_RESERVE, check_async_preemption, count_add,
-    count_and, count_sub, init_stack, irq_stub, switch,
+    count_and, count_sub, init_stack, irq_stub, mutex_trylock_window, switch,
 };
+
+#[cfg(all(target_arch = "x86_64", not(loom)))]
+pub(crate) use x86_64::mutex_trylock;
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 compile_error!("preempt supports x86_64 Linux only");

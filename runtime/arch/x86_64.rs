@@ -11,6 +11,7 @@ use core::arch::global_asm;
 global_asm!(include_str!("../../asm/x86_64/switch.s"), options(raw));
 global_asm!(include_str!("../../asm/x86_64/preempt.s"), options(raw));
 global_asm!(include_str!("../../asm/x86_64/count.s"), options(raw));
+global_asm!(include_str!("../../asm/x86_64/mutex.s"), options(raw));
 
 unsafe extern "sysv64" {
     fn preempt_switch(from: *mut Context, to: *const Context);
@@ -19,6 +20,39 @@ unsafe extern "sysv64" {
     fn preempt_count_add(word: *mut u32, v: u32);
     fn preempt_count_sub(word: *mut u32, v: u32) -> u32;
     fn preempt_count_and(word: *mut u32, mask: u32);
+    fn preempt_mutex_trylock(
+        word: *mut u64,
+        id: u64,
+        owner_slot: *mut *const (),
+        owner: *const (),
+    ) -> u32;
+    static preempt_mutex_trylock_end: u8;
+}
+
+/// Takes a mutex word if it is 0 and records `owner` in `*owner_slot`, in a window the
+/// timer interrupt never preempts (`asm/x86_64/mutex.s`); returns whether it did.
+///
+/// # Safety
+/// `word` and `owner_slot` are valid for writes; `word` is only ever accessed
+/// atomically.
+#[cfg(not(loom))]
+#[inline]
+pub(crate) unsafe fn mutex_trylock(
+    word: *mut u64,
+    id: u64,
+    owner_slot: *mut *const (),
+    owner: *const (),
+) -> bool {
+    // SAFETY: per the contract.
+    unsafe { preempt_mutex_trylock(word, id, owner_slot, owner) != 0 }
+}
+
+/// The address range of the mutex fast path's window. ASYNC-SIGNAL-SAFE.
+pub(crate) fn mutex_trylock_window() -> (usize, usize) {
+    (
+        preempt_mutex_trylock as *const () as usize,
+        (&raw const preempt_mutex_trylock_end) as usize,
+    )
 }
 
 /// Adds `v` to `*word` with one instruction, which the timer interrupt cannot split

@@ -276,7 +276,9 @@ fn find_allowed_libc() {
 fn preemptible(pc: usize) -> bool {
     let (start, end) = executable_text();
     if pc >= start && pc < end {
-        return true;
+        // Except the mutex fast path's window (`asm/x86_64/mutex.s`).
+        let (w0, w1) = arch::mutex_trylock_window();
+        return !(pc >= w0 && pc < w1);
     }
     let vdso_end = VDSO.1.load(Ordering::Acquire);
     if pc >= VDSO.0.load(Ordering::Relaxed) && pc < vdso_end {

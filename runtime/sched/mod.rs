@@ -256,18 +256,6 @@ pub(crate) fn current_task() -> Option<*const Task> {
     (!t.is_null()).then_some(t)
 }
 
-/// The running green thread and whether its CPU preempts asynchronously (`Full` and
-/// above). Under `None`/`Voluntary` nothing switches between two instructions of a
-/// green thread, so a fast path may skip `preempt::disable()` — the kernel's
-/// `preempt_disable()` is only a compiler barrier without `CONFIG_PREEMPT`.
-#[inline]
-pub(crate) fn current_task_preemptive() -> Option<(*const Task, bool)> {
-    let cpu = this_cpu()?;
-    // SAFETY: as in `current_task`.
-    let t = unsafe { (*cpu.local.get()).curr };
-    (!t.is_null()).then_some((t, cpu.config.model >= Model::Full))
-}
-
 /// The calling green thread as an owned reference.
 pub(crate) fn current_arc() -> Option<Arc<Task>> {
     let t = current_task()?;

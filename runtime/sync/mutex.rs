@@ -12,7 +12,7 @@
 //!
 //! | from | to | by | how |
 //! |---|---|---|---|
-//! | `0` | `me` | locker, fast path | CAS (Acquire), with preemption off so `owner` is recorded before any waiter can run |
+//! | `0` | `me` | locker, fast path | CAS (Acquire) and the `owner` store, in an assembly window the timer interrupt never preempts, so no waiter can run in between |
 //! | `me` | `0` | owner, fast path | CAS (Release) |
 //! | `owner` | `owner \| HAS_WAITERS` | a waiter, slow path | CAS, then it queues itself |
 //! | `me \| HAS_WAITERS` | `next [\| HAS_WAITERS]` | owner, slow path | handoff to the top waiter (`OS_PARKED` kept) |
@@ -49,6 +49,8 @@
 //! priority inheritance. A green thread that finds an OS thread holding the mutex
 //! yields until it is released, since an OS thread cannot be boosted.
 
+#[cfg(not(loom))]
+use crate::arch;
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::preempt;
 use crate::sched::{self, Priority};
@@ -198,21 +200,13 @@ impl RawMutexState {
     #[inline]
     #[track_caller]
     fn lock(&self) -> Result<(*const Task, bool), Deadlock> {
-        match sched::current_task_preemptive() {
-            Some((me, preemptive)) => {
-                // The owner is recorded before any waiter can run: with preemption
-                // off, or where nothing preempts.
-                let p = preemptive.then(preempt::disable);
-                if self
-                    .word
-                    .compare_exchange(0, id_of(me), Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    // SAFETY: no switch until `p` drops; the word is ours.
-                    unsafe { self.set_owner(me) };
+        match sched::current_task() {
+            Some(me) => {
+                if self.fast_take(me) {
+                    // SAFETY: `me` is running; only it changes its own count.
+                    unsafe { (*me).held_mutexes.set((*me).held_mutexes.get() + 1) };
                     return Ok((me, false));
                 }
-                drop(p);
                 self.lock_slow(me).map(|died| (me, died))
             }
             None => {
@@ -220,6 +214,42 @@ impl RawMutexState {
                 Ok((ptr::null(), false))
             }
         }
+    }
+
+    /// The fast path: take the word if it is 0 and record `me` as the owner before any
+    /// waiter can look, in the assembly window the timer interrupt never preempts
+    /// (`arch::mutex_trylock`) — cheaper than disabling preemption around it.
+    #[cfg(not(loom))]
+    #[inline]
+    fn fast_take(&self, me: *const Task) -> bool {
+        // SAFETY: the word is an AtomicU64 (a u64 in memory) that the routine accesses
+        // with a locked cmpxchg; `owner` is slow-path state written here only by the
+        // thread that just took the word, in a window nothing preempts — as if with
+        // preemption disabled.
+        unsafe {
+            arch::mutex_trylock(
+                self.word.as_ptr(),
+                id_of(me),
+                (&raw mut (*self.inner.get()).owner).cast(),
+                me.cast(),
+            )
+        }
+    }
+
+    /// Under loom (no timer interrupt, no assembly window): the same with preemption
+    /// disabled.
+    #[cfg(loom)]
+    fn fast_take(&self, me: *const Task) -> bool {
+        let _p = preempt::disable();
+        let ok = self
+            .word
+            .compare_exchange(0, id_of(me), Ordering::Acquire, Ordering::Relaxed)
+            .is_ok();
+        if ok {
+            // SAFETY: preemption disabled; the word is ours.
+            unsafe { self.inner().owner = me };
+        }
+        ok
     }
 
     /// Takes the word if free; the owner for `unlock` (null: an OS thread).
@@ -578,6 +608,10 @@ impl RawMutexState {
     #[cold]
     #[inline(never)]
     fn unlock_slow(&self, owner: *const Task) {
+        // Preemption off before the word is read: a green thread that ran in between
+        // could queue itself (setting HAS_WAITERS) just before a release to 0 orphaned
+        // it. (Behind an OS owner nobody queues, so its unlock needs no such care.)
+        let _p = preempt::disable();
         let w = self.word.load(Ordering::Relaxed);
         if w & HAS_WAITERS == 0 {
             // Only OS threads wait.
@@ -587,7 +621,6 @@ impl RawMutexState {
             return;
         }
         let me = owner;
-        let _p = preempt::disable();
         // SAFETY: preemption disabled on our carrier; we own the mutex (green waiters
         // queue only behind green owners), so its waiters and their tasks are alive.
         unsafe {

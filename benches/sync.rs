@@ -4,7 +4,8 @@
 //! * uncontended lock + unlock in a green thread: `preempt::sync::Mutex` and
 //!   `SpinLock` against `std::sync::Mutex` and `parking_lot::Mutex` (target: the mutex
 //!   within 1.5× of std), under `Model::None` and again under `Model::Full`, where the
-//!   mutex fast path must also hold preemption off while it records the owner;
+//!   mutex fast path must record its owner where the tick cannot preempt (an assembly
+//!   window the handler defers in);
 //! * contended handoff: two green threads alternate on one mutex (each lock finds it
 //!   held, queues, and is handed the lock at the other's unlock), against a plain
 //!   `yield_now` ping-pong (the switches alone);
@@ -203,5 +204,5 @@ fn main() {
         .build()
         .expect("runtime");
     println!();
-    uncontended(&rt, "Model::Full (the fast path disables preemption)");
+    uncontended(&rt, "Model::Full");
 }

@@ -281,6 +281,21 @@ fn channels_keep_order_and_disconnect_like_std() {
         assert_eq!(got, (1..1_000).collect::<Vec<_>>());
         h.join().unwrap();
 
+        // A rendezvous: send returns only once the value is taken; try_send needs a
+        // receiver already waiting.
+        let (tx, rx) = mpsc::sync_channel(0);
+        assert!(matches!(tx.try_send(0), Err(TrySendError::Full(0))));
+        let receiving = Arc::new(AtomicBool::new(false));
+        let r2 = receiving.clone();
+        let sender = thread::spawn(move || {
+            tx.send(1).unwrap();
+            assert!(r2.load(SeqCst), "send returned before the value was taken");
+        });
+        thread::yield_now(); // the sender runs and blocks in send
+        receiving.store(true, SeqCst);
+        assert_eq!(rx.recv(), Ok(1));
+        sender.join().unwrap();
+
         // The receiver gone: send returns the value.
         let (tx, rx) = mpsc::channel();
         drop(rx);

@@ -1,6 +1,6 @@
 //! Channels with `std::sync::mpsc`'s API: [`channel`] (unbounded) and
-//! [`sync_channel`] (bounded; a bound of 0 is a rendezvous of capacity one here, see
-//! below), whose blocking calls park green threads through the scheduler and plain OS
+//! [`sync_channel`] (bounded; a bound of 0 is a rendezvous: `send` returns once the
+//! receiver has taken the value, `try_send` succeeds only if a receiver waits), whose blocking calls park green threads through the scheduler and plain OS
 //! threads through `parking_lot_core`.
 //!
 //! One `RawSpinLock` guards the queue and the endpoint counts; two wait queues hold
@@ -27,6 +27,10 @@ struct State<T> {
     queue: VecDeque<T>,
     /// `None`: unbounded.
     bound: Option<usize>,
+    /// Values sent and taken so far: a rendezvous sender waits until its value is
+    /// taken (`taken` reaches its ticket).
+    sent: u64,
+    taken: u64,
     senders: usize,
     receiver: bool,
 }
@@ -43,6 +47,8 @@ impl<T> Chan<T> {
             state: RawSpinLock::new(State {
                 queue: VecDeque::new(),
                 bound,
+                sent: 0,
+                taken: 0,
                 senders: 1,
                 receiver: true,
             }),
@@ -73,13 +79,21 @@ impl<T> Chan<T> {
             if !s.receiver {
                 return Err(TrySendError::Disconnected(value.take().expect("value")));
             }
-            // A bound of 0 holds one value in flight (a rendezvous with a buffer of
-            // one: the sender does not wait for the receiver to take it).
+            // A rendezvous (bound 0) passes one value at a time through a slot of one,
+            // and a `try_send` only to a receiver already waiting.
+            let rendezvous = s.bound == Some(0);
             let cap = s.bound.map(|b| b.max(1));
-            if cap.is_none_or(|c| s.queue.len() < c) {
+            let room = cap.is_none_or(|c| s.queue.len() < c)
+                && (block || !rendezvous || self.readable.has_waiters());
+            if room {
                 s.queue.push_back(value.take().expect("value"));
+                s.sent += 1;
+                let ticket = s.sent;
                 drop(s);
                 Self::wake_one(&self.readable);
+                if rendezvous && block {
+                    self.await_taken(ticket);
+                }
                 return Ok(());
             }
             if !block {
@@ -97,16 +111,35 @@ impl<T> Chan<T> {
         }
     }
 
+    /// A rendezvous sender's wait until the receiver has taken value number `ticket`
+    /// (or is gone: the value went with it).
+    #[track_caller]
+    fn await_taken(&self, ticket: u64) {
+        might_sleep();
+        loop {
+            let s = self.state.lock();
+            if s.taken >= ticket || !s.receiver {
+                return;
+            }
+            let node = Node::new();
+            self.writable.wait(&node, || false, move || drop(s), None);
+        }
+    }
+
     #[track_caller]
     fn recv(&self, deadline: Option<Instant>, block: bool) -> Result<T, RecvTimeoutError> {
         let mut checked = false;
         loop {
             let mut s = self.state.lock();
             if let Some(v) = s.queue.pop_front() {
-                let bounded = s.bound.is_some();
+                s.taken += 1;
+                let bound = s.bound;
                 drop(s);
-                if bounded {
-                    Self::wake_one(&self.writable);
+                match bound {
+                    // Rendezvous senders wait for their own ticket: wake them all.
+                    Some(0) => Self::wake_all(&self.writable),
+                    Some(_) => Self::wake_one(&self.writable),
+                    None => {}
                 }
                 return Ok(v);
             }
@@ -149,8 +182,11 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
     (Sender { chan: c.clone() }, Receiver { chan: c })
 }
 
-/// Creates a channel holding at most `bound` values (at least one), like
-/// [`std::sync::mpsc::sync_channel`]; `send` blocks while it is full.
+/// Creates a channel holding at most `bound` values, like
+/// [`std::sync::mpsc::sync_channel`]; `send` blocks while it is full. A bound of 0 is
+/// a rendezvous: `send` returns once the receiver has taken the value (or has been
+/// dropped, taking the value with it), and `try_send` succeeds only while a receiver
+/// waits in `recv`.
 pub fn sync_channel<T>(bound: usize) -> (SyncSender<T>, Receiver<T>) {
     let c = Chan::new(Some(bound));
     (SyncSender { chan: c.clone() }, Receiver { chan: c })

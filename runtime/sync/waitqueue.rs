@@ -225,6 +225,11 @@ impl WaitQueue {
         }
     }
 
+    /// Whether anyone waits (a snapshot).
+    pub fn has_waiters(&self) -> bool {
+        !self.list.lock().head.is_null()
+    }
+
     /// Unlinks the first waiter (highest priority), handing it `token`; wake it with
     /// the returned value after the caller's locks are released.
     pub fn notify_one(&self, token: usize) -> Option<Waking> {

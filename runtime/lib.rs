@@ -25,6 +25,10 @@
 //! asks) and `Full` (the timer interrupt preempts any thread outside atomic context,
 //! chosen with the `unsafe` [`Builder::preemptive`]; read [`safety`] first).
 //!
+//! [`sync`] holds the locks the scheduler understands: spinlocks that hold preemption
+//! off, a priority-inheriting `Mutex`, and std's `Condvar`, `RwLock`, `Barrier` and
+//! channels, usable from green threads and plain OS threads alike.
+//!
 //! Each module's documentation says what it owns and which invariants it keeps; the
 //! invariants are numbered as in the project's design notes.
 

@@ -36,7 +36,9 @@ fn mutual_exclusion_under_full_preemption() {
         }
     });
     assert_eq!(*m.lock().unwrap(), 640_000);
-    assert!(rt.stats().preemptions > 0);
+    // The timer interrupt did switch the threads (in the handler or at the end of a
+    // section it was deferred in).
+    assert!(rt.stats().switches_involuntary > 0);
 }
 
 #[test]

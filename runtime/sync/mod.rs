@@ -12,7 +12,26 @@
 //! thread can feed a green thread through a channel. The wait queues (`waitqueue`) are
 //! priority-ordered lists of nodes on the waiters' stacks under a `RawSpinLock`.
 //!
-//! Names and signatures follow `std::sync`, so code ports by changing imports.
+//! Names and signatures follow `std::sync`, so code ports by changing imports; the
+//! constructors are `const`, so a lock can be a `static`:
+//!
+//! ```
+//! use preempt::sync::Mutex;
+//!
+//! static HITS: Mutex<u32> = Mutex::new(0);
+//!
+//! let rt = preempt::Runtime::builder().build()?;
+//! rt.block_on(|| {
+//!     let hs: Vec<_> = (0..4)
+//!         .map(|_| preempt::spawn(|| *HITS.lock().unwrap() += 1))
+//!         .collect();
+//!     for h in hs {
+//!         h.join().unwrap();
+//!     }
+//! });
+//! assert_eq!(*HITS.lock().unwrap(), 4);
+//! # Ok::<(), std::io::Error>(())
+//! ```
 //!
 //! **Lock order.** A spinlock may be taken inside a sleeping lock's critical section,
 //! never the other way round: blocking while a spinlock is held is the `might_sleep`

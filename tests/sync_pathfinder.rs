@@ -12,10 +12,15 @@ use pathfinder::{CRITICAL_SECTION, MEDIUM_WORK, TICK, run};
 #[test]
 fn inheritance_bounds_the_inversion_and_its_absence_does_not() {
     let _l = support::runtime_lock();
-    let with = run(true);
-    let without = run(false);
+    // Medians of 5 runs each: a hypervisor stall (1–9 ms, rare) may lengthen one run.
+    let median = |mut v: Vec<pathfinder::Report>| {
+        v.sort_by_key(|r| r.high_blocked);
+        v.swap_remove(v.len() / 2)
+    };
+    let with = median((0..5).map(|_| run(true)).collect());
+    let without = median((0..5).map(|_| run(false)).collect());
     eprintln!(
-        "T_H blocked {:?} with inheritance, {:?} without (T_M ran {:?})",
+        "median T_H blocked {:?} with inheritance, {:?} without (T_M ran {:?})",
         with.high_blocked, without.high_blocked, without.medium_ran
     );
     assert!(

@@ -36,48 +36,32 @@ fn measure(iters: u64, mut f: impl FnMut(u64) -> Duration) -> f64 {
     )
 }
 
+/// Median ns of one `bump` (a lock + unlock) on a fresh lock, in a green thread.
+fn lock_loop<L: 'static, F>(rt: &Runtime, make: fn() -> L, bump: F) -> f64
+where
+    F: Fn(&L) + Copy + Send + 'static,
+{
+    measure(2_000_000, |n| {
+        rt.block_on(move || {
+            let m = make();
+            let t0 = Instant::now();
+            for _ in 0..n {
+                bump(black_box(&m));
+            }
+            t0.elapsed()
+        })
+    })
+}
+
 fn uncontended(rt: &Runtime, label: &str) {
-    const N: u64 = 2_000_000;
-    let ours = measure(N, |n| {
-        rt.block_on(move || {
-            let m = Mutex::new(0u64);
-            let t0 = Instant::now();
-            for _ in 0..n {
-                *black_box(&m).lock().unwrap() += 1;
-            }
-            t0.elapsed()
-        })
-    });
-    let spin = measure(N, |n| {
-        rt.block_on(move || {
-            let m = SpinLock::new(0u64);
-            let t0 = Instant::now();
-            for _ in 0..n {
-                *black_box(&m).lock() += 1;
-            }
-            t0.elapsed()
-        })
-    });
-    let std = measure(N, |n| {
-        rt.block_on(move || {
-            let m = std::sync::Mutex::new(0u64);
-            let t0 = Instant::now();
-            for _ in 0..n {
-                *black_box(&m).lock().unwrap() += 1;
-            }
-            t0.elapsed()
-        })
-    });
-    let pl = measure(N, |n| {
-        rt.block_on(move || {
-            let m = parking_lot::Mutex::new(0u64);
-            let t0 = Instant::now();
-            for _ in 0..n {
-                *black_box(&m).lock() += 1;
-            }
-            t0.elapsed()
-        })
-    });
+    let ours = lock_loop(rt, || Mutex::new(0u64), |m| *m.lock().unwrap() += 1);
+    let spin = lock_loop(rt, || SpinLock::new(0u64), |m| *m.lock() += 1);
+    let std = lock_loop(
+        rt,
+        || std::sync::Mutex::new(0u64),
+        |m| *m.lock().unwrap() += 1,
+    );
+    let pl = lock_loop(rt, || parking_lot::Mutex::new(0u64), |m| *m.lock() += 1);
     println!("uncontended lock + unlock, in a green thread, {label} (ns)");
     println!(
         "    preempt::sync::Mutex     {ours:6.1}   {:.2}x std",

@@ -53,8 +53,14 @@ pub(crate) const SCHED_OFFSET: u32 = PREEMPT_OFFSET;
 const _: () = assert!(PREEMPT_MASK & SOFTIRQ_MASK == 0 && SOFTIRQ_MASK & HARDIRQ_MASK == 0);
 const _: () = assert!(HARDIRQ_MASK & NMI_MASK == 0 && NMI_MASK & NEED_RESCHED == 0);
 
+#[cfg(not(loom))]
 thread_local! {
     static PREEMPT_COUNT: Cell<u32> = const { Cell::new(0) };
+}
+// Loom's threads stand for OS threads, each with its own count.
+#[cfg(loom)]
+loom::thread_local! {
+    static PREEMPT_COUNT: Cell<u32> = Cell::new(0);
 }
 
 /// The raw word, `NEED_RESCHED` included.

@@ -26,47 +26,41 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
     b.check(f);
 }
 
-/// Relaxed loads and stores inside the critical section: only the lock word's
-/// Acquire/Release orders them, so a weaker word would lose an update here.
+/// Two threads each bump a counter with Relaxed loads and stores inside `critical`:
+/// only the lock word's Acquire/Release orders them, so a weaker word would lose an
+/// update here.
+fn two_threads_bump_under<L: Send + Sync + 'static>(lock: L, critical: fn(&L, &dyn Fn())) {
+    let lock = Arc::new(lock);
+    let n = Arc::new(AtomicUsize::new(0));
+    let hs: Vec<_> = (0..2)
+        .map(|_| {
+            let (lock, n) = (lock.clone(), n.clone());
+            loom::thread::spawn(move || critical(&lock, &|| n.store(n.load(Relaxed) + 1, Relaxed)))
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    assert_eq!(n.load(Relaxed), 2);
+}
+
 #[test]
 fn spinlock_word_excludes_and_orders() {
     model(|| {
-        let lock = Arc::new(RawSpinLock::new(()));
-        let n = Arc::new(AtomicUsize::new(0));
-        let hs: Vec<_> = (0..2)
-            .map(|_| {
-                let (lock, n) = (lock.clone(), n.clone());
-                loom::thread::spawn(move || {
-                    let _g = lock.lock();
-                    n.store(n.load(Relaxed) + 1, Relaxed);
-                })
-            })
-            .collect();
-        for h in hs {
-            h.join().unwrap();
-        }
-        assert_eq!(n.load(Relaxed), 2);
+        two_threads_bump_under(RawSpinLock::new(()), |l, bump| {
+            let _g = l.lock();
+            bump();
+        });
     });
 }
 
 #[test]
 fn mutex_word_excludes_and_orders() {
     model(|| {
-        let m = Arc::new(Mutex::new(()));
-        let n = Arc::new(AtomicUsize::new(0));
-        let hs: Vec<_> = (0..2)
-            .map(|_| {
-                let (m, n) = (m.clone(), n.clone());
-                loom::thread::spawn(move || {
-                    let _g = m.lock().unwrap();
-                    n.store(n.load(Relaxed) + 1, Relaxed);
-                })
-            })
-            .collect();
-        for h in hs {
-            h.join().unwrap();
-        }
-        assert_eq!(n.load(Relaxed), 2);
+        two_threads_bump_under(Mutex::new(()), |m, bump| {
+            let _g = m.lock().unwrap();
+            bump();
+        });
     });
 }
 

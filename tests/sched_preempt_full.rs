@@ -56,6 +56,36 @@ fn spinners_that_never_yield_share_the_cpu() {
     assert!((200..=450).contains(&periods), "{s:?}");
 }
 
+/// A 1 ms periodic priority-50 sleeper beside `hog` (which runs at the default
+/// priority until the flag it is given is set): the sleeper's lateness per period, in
+/// µs. Missed periods are skipped, not caught up in a burst.
+fn sleeper_lateness_beside(
+    periods: usize,
+    hog: impl FnOnce(Arc<AtomicBool>) + Send + 'static,
+) -> Vec<u64> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let hog = thread::spawn(move || hog(s));
+    let sampler = Builder::new()
+        .priority(Priority::new(50))
+        .spawn(move || {
+            let mut late = Vec::with_capacity(periods);
+            let mut next = Instant::now();
+            for _ in 0..periods {
+                next += Duration::from_millis(1);
+                thread::sleep_until(next);
+                late.push(next.elapsed().as_micros() as u64);
+                next = next.max(Instant::now());
+            }
+            late
+        })
+        .unwrap();
+    let late = sampler.join().unwrap();
+    stop.store(true, Relaxed);
+    hog.join().unwrap();
+    late
+}
+
 #[test]
 fn a_high_priority_sleeper_runs_on_time_beside_a_spinner() {
     let _l = support::runtime_lock();
@@ -63,28 +93,9 @@ fn a_high_priority_sleeper_runs_on_time_beside_a_spinner() {
     // wakeups that are on time.
     let rt = support::full(Duration::from_millis(10));
     let mut lateness = rt.block_on(|| {
-        let stop = Arc::new(AtomicBool::new(false));
-        let hog = Builder::new()
-            .priority(Priority::DEFAULT)
-            .spawn(spinner(Arc::new(AtomicU64::new(0)), stop.clone()))
-            .unwrap();
-        let sampler = Builder::new()
-            .priority(Priority::new(50))
-            .spawn(|| {
-                let mut late = Vec::with_capacity(200);
-                let mut next = Instant::now();
-                for _ in 0..200 {
-                    next += Duration::from_millis(1);
-                    thread::sleep_until(next);
-                    late.push(next.elapsed().as_micros() as u64);
-                }
-                late
-            })
-            .unwrap();
-        let late = sampler.join().unwrap();
-        stop.store(true, Relaxed);
-        hog.join().unwrap();
-        late
+        sleeper_lateness_beside(200, |stop| {
+            spinner(Arc::new(AtomicU64::new(0)), stop)();
+        })
     });
     let p50 = percentile(&mut lateness, 0.5);
     let p90 = percentile(&mut lateness, 0.9);
@@ -104,36 +115,16 @@ fn a_timer_interrupt_latched_under_irq_save_is_not_lost() {
     // interrupt for it. The hog gives up after 3 s, which bounds the test.
     let rt = support::full(Duration::from_millis(10));
     let mut lateness = rt.block_on(|| {
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let hog = thread::spawn(move || {
+        sleeper_lateness_beside(100, |stop| {
             let start = Instant::now();
-            while !s.load(Relaxed) && start.elapsed() < Duration::from_secs(3) {
+            while !stop.load(Relaxed) && start.elapsed() < Duration::from_secs(3) {
                 let _mask = preempt::irq::save();
                 let t0 = Instant::now();
                 while t0.elapsed() < Duration::from_micros(30) {
                     std::hint::spin_loop();
                 }
             }
-        });
-        let sampler = Builder::new()
-            .priority(Priority::new(50))
-            .spawn(|| {
-                let mut late = Vec::with_capacity(100);
-                let mut next = Instant::now();
-                for _ in 0..100 {
-                    next += Duration::from_millis(1);
-                    thread::sleep_until(next);
-                    late.push(next.elapsed().as_micros() as u64);
-                    next = next.max(Instant::now());
-                }
-                late
-            })
-            .unwrap();
-        let late = sampler.join().unwrap();
-        stop.store(true, Relaxed);
-        hog.join().unwrap();
-        late
+        })
     });
     let p50 = percentile(&mut lateness, 0.5);
     let p90 = percentile(&mut lateness, 0.9);

@@ -2,7 +2,7 @@
 //! waiter whether its round is over (wakeups may be spurious).
 
 use super::RawSpinLock;
-use super::waitqueue::{Node, WaitQueue};
+use super::waitqueue::WaitQueue;
 use std::fmt;
 
 /// Lets `n` threads wait for each other, like [`std::sync::Barrier`].
@@ -39,9 +39,7 @@ impl Barrier {
     /// Blocks until `n` threads have called `wait` in this round.
     #[track_caller]
     pub fn wait(&self) -> BarrierWaitResult {
-        if crate::sched::current_task().is_some() {
-            crate::preempt::might_sleep();
-        }
+        crate::preempt::might_sleep();
         let mut s = self.state.lock();
         s.0 += 1;
         if s.0 >= self.n {
@@ -56,8 +54,7 @@ impl Barrier {
         }
         let generation = s.1;
         loop {
-            let node = Node::new();
-            self.waiters.wait(&node, || false, move || drop(s), None);
+            self.waiters.sleep(s, None);
             s = self.state.lock();
             if s.1 != generation {
                 return BarrierWaitResult(false);

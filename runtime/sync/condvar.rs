@@ -6,7 +6,7 @@
 //! the `_while` forms.
 
 use super::mutex::MutexGuard;
-use super::waitqueue::{Node, WaitQueue, Wake};
+use super::waitqueue::{WaitQueue, Wake};
 use std::fmt;
 use std::sync::LockResult;
 use std::time::{Duration, Instant};
@@ -109,14 +109,9 @@ impl Condvar {
         guard: MutexGuard<'a, T>,
         deadline: Option<Instant>,
     ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)> {
-        if crate::sched::current_task().is_some() {
-            crate::preempt::might_sleep();
-        }
+        crate::preempt::might_sleep();
         let mutex = guard.mutex();
-        let node = Node::new();
-        let woke = self
-            .queue
-            .wait(&node, || false, move || drop(guard), deadline);
+        let (woke, _) = self.queue.sleep(guard, deadline);
         let timed_out = WaitTimeoutResult(woke == Wake::TimedOut);
         match mutex.lock() {
             Ok(g) => Ok((g, timed_out)),
@@ -126,16 +121,12 @@ impl Condvar {
 
     /// Wakes the highest-priority waiter, if any.
     pub fn notify_one(&self) {
-        if let Some(w) = self.queue.notify_one(0) {
-            w.wake();
-        }
+        self.queue.wake_one();
     }
 
     /// Wakes every waiter.
     pub fn notify_all(&self) {
-        for w in self.queue.notify_all(0) {
-            w.wake();
-        }
+        self.queue.wake_all();
     }
 }
 

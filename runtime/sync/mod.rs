@@ -41,6 +41,7 @@ mod barrier;
 mod condvar;
 pub mod mpsc;
 mod mutex;
+mod poison;
 mod rwlock;
 mod semaphore;
 mod spinlock;

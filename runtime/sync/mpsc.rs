@@ -15,7 +15,8 @@
 //! and `send` fails (returning the value) once the receiver is gone.
 
 use super::RawSpinLock;
-use super::waitqueue::{Node, WaitQueue, Wake};
+use super::waitqueue::WaitQueue;
+use crate::preempt;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
@@ -57,23 +58,13 @@ impl<T> Chan<T> {
         })
     }
 
-    fn wake_one(q: &WaitQueue) {
-        if let Some(w) = q.notify_one(0) {
-            w.wake();
-        }
-    }
-
-    fn wake_all(q: &WaitQueue) {
-        for w in q.notify_all(0) {
-            w.wake();
-        }
-    }
-
     /// Sends, blocking while the channel is full if `block`.
     #[track_caller]
     fn send(&self, value: T, block: bool) -> Result<(), TrySendError<T>> {
+        if block {
+            preempt::might_sleep();
+        }
         let mut value = Some(value);
-        let mut checked = false;
         loop {
             let mut s = self.state.lock();
             if !s.receiver {
@@ -90,7 +81,7 @@ impl<T> Chan<T> {
                 s.sent += 1;
                 let ticket = s.sent;
                 drop(s);
-                Self::wake_one(&self.readable);
+                self.readable.wake_one();
                 if rendezvous && block {
                     self.await_taken(ticket);
                 }
@@ -99,36 +90,27 @@ impl<T> Chan<T> {
             if !block {
                 return Err(TrySendError::Full(value.take().expect("value")));
             }
-            if !checked {
-                // The slow path's `might_sleep`, outside the state lock.
-                drop(s);
-                might_sleep();
-                checked = true;
-                continue;
-            }
-            let node = Node::new();
-            self.writable.wait(&node, || false, move || drop(s), None);
+            self.writable.sleep(s, None);
         }
     }
 
     /// A rendezvous sender's wait until the receiver has taken value number `ticket`
     /// (or is gone: the value went with it).
-    #[track_caller]
     fn await_taken(&self, ticket: u64) {
-        might_sleep();
         loop {
             let s = self.state.lock();
             if s.taken >= ticket || !s.receiver {
                 return;
             }
-            let node = Node::new();
-            self.writable.wait(&node, || false, move || drop(s), None);
+            self.writable.sleep(s, None);
         }
     }
 
     #[track_caller]
     fn recv(&self, deadline: Option<Instant>, block: bool) -> Result<T, RecvTimeoutError> {
-        let mut checked = false;
+        if block {
+            preempt::might_sleep();
+        }
         loop {
             let mut s = self.state.lock();
             if let Some(v) = s.queue.pop_front() {
@@ -137,8 +119,8 @@ impl<T> Chan<T> {
                 drop(s);
                 match bound {
                     // Rendezvous senders wait for their own ticket: wake them all.
-                    Some(0) => Self::wake_all(&self.writable),
-                    Some(_) => Self::wake_one(&self.writable),
+                    Some(0) => self.writable.wake_all(),
+                    Some(_) => self.writable.wake_one(),
                     None => {}
                 }
                 return Ok(v);
@@ -149,30 +131,9 @@ impl<T> Chan<T> {
             if !block || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(RecvTimeoutError::Timeout);
             }
-            if !checked {
-                // The slow path's `might_sleep`, outside the state lock.
-                drop(s);
-                might_sleep();
-                checked = true;
-                continue;
-            }
-            let node = Node::new();
-            if self
-                .readable
-                .wait(&node, || false, move || drop(s), deadline)
-                == Wake::TimedOut
-            {
-                // Look once more: a value may have come with the deadline.
-                continue;
-            }
+            // A timeout loops once more: a value may have come with the deadline.
+            self.readable.sleep(s, deadline);
         }
-    }
-}
-
-#[track_caller]
-fn might_sleep() {
-    if crate::sched::current_task().is_some() {
-        crate::preempt::might_sleep();
     }
 }
 
@@ -254,7 +215,7 @@ macro_rules! sender_common {
                     s.senders == 0
                 };
                 if last {
-                    Chan::<T>::wake_all(&self.chan.readable);
+                    self.chan.readable.wake_all();
                 }
             }
         }
@@ -335,7 +296,7 @@ impl<T> Drop for Receiver<T> {
         };
         // Values are dropped outside the lock (their destructors may block).
         drop(dropped);
-        Chan::<T>::wake_all(&self.chan.writable);
+        self.chan.writable.wake_all();
     }
 }
 

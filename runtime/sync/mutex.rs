@@ -49,9 +49,10 @@
 //! priority inheritance. A green thread that finds an OS thread holding the mutex
 //! yields until it is released, since an OS thread cannot be boosted.
 
+use super::poison;
 #[cfg(not(loom))]
 use crate::arch;
-use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::loom::sync::atomic::{AtomicU64, Ordering};
 use crate::preempt;
 use crate::sched::{self, Priority};
 use crate::task::Task;
@@ -768,7 +769,7 @@ fn os_thread_id() -> u64 {
 /// and take no part in priority inheritance.
 pub struct Mutex<T: ?Sized> {
     raw: RawMutexState,
-    poison: AtomicBool,
+    poison: poison::Flag,
     data: UnsafeCell<T>,
 }
 
@@ -783,7 +784,7 @@ impl<T> Mutex<T> {
         pub fn new(value: T) -> Mutex<T> {
             Mutex {
                 raw: RawMutexState::new(true),
-                poison: AtomicBool::new(false),
+                poison: poison::Flag::new(),
                 data: UnsafeCell::new(value),
             }
         }
@@ -795,7 +796,7 @@ impl<T> Mutex<T> {
         pub fn without_inheritance(value: T) -> Mutex<T> {
             Mutex {
                 raw: RawMutexState::new(false),
-                poison: AtomicBool::new(false),
+                poison: poison::Flag::new(),
                 data: UnsafeCell::new(value),
             }
         }
@@ -803,13 +804,8 @@ impl<T> Mutex<T> {
 
     /// Consumes the mutex, returning the value (poisoned like std).
     pub fn into_inner(self) -> LockResult<T> {
-        let poisoned = self.poison.load(Ordering::Relaxed);
-        let v = self.data.into_inner();
-        if poisoned {
-            Err(PoisonError::new(v))
-        } else {
-            Ok(v)
-        }
+        let poison = self.poison;
+        poison.result(self.data.into_inner())
     }
 }
 
@@ -842,15 +838,15 @@ impl<T: ?Sized> Mutex<T> {
     pub fn lock_pi(&self) -> Result<MutexGuard<'_, T>, LockPiError<MutexGuard<'_, T>>> {
         let (owner, died) = self.raw.lock().map_err(LockPiError::Deadlock)?;
         if died {
-            self.poison.store(true, Ordering::Relaxed);
+            self.poison.set();
         }
         let guard = MutexGuard {
             lock: self,
             owner,
-            panicking: std::thread::panicking(),
+            panicking: self.poison.guard(),
             _not_send: PhantomData,
         };
-        if self.poison.load(Ordering::Relaxed) {
+        if self.poison.get() {
             Err(LockPiError::Poisoned(PoisonError::new(guard)))
         } else {
             Ok(guard)
@@ -868,14 +864,10 @@ impl<T: ?Sized> Mutex<T> {
         let guard = MutexGuard {
             lock: self,
             owner,
-            panicking: std::thread::panicking(),
+            panicking: self.poison.guard(),
             _not_send: PhantomData,
         };
-        if self.poison.load(Ordering::Relaxed) {
-            Err(TryLockError::Poisoned(PoisonError::new(guard)))
-        } else {
-            Ok(guard)
-        }
+        Ok(self.poison.result(guard)?)
     }
 
     /// The name of a green thread that exited while holding this mutex (its guard
@@ -892,12 +884,12 @@ impl<T: ?Sized> Mutex<T> {
 
     /// Whether a holder panicked while holding it (or exited holding it).
     pub fn is_poisoned(&self) -> bool {
-        self.poison.load(Ordering::Relaxed)
+        self.poison.get()
     }
 
     /// Clears the poison flag.
     pub fn clear_poison(&self) {
-        self.poison.store(false, Ordering::Relaxed);
+        self.poison.clear();
     }
 
     /// Whether this mutex lends priority to its holder.
@@ -907,13 +899,7 @@ impl<T: ?Sized> Mutex<T> {
 
     /// The value, through a unique reference (poisoned like std).
     pub fn get_mut(&mut self) -> LockResult<&mut T> {
-        let poisoned = self.poison.load(Ordering::Relaxed);
-        let v = self.data.get_mut();
-        if poisoned {
-            Err(PoisonError::new(v))
-        } else {
-            Ok(v)
-        }
+        self.poison.result(self.data.get_mut())
     }
 }
 
@@ -944,7 +930,7 @@ pub struct MutexGuard<'a, T: ?Sized> {
     lock: &'a Mutex<T>,
     /// The locking green thread (null: an OS thread), so unlock needs no lookup.
     owner: *const Task,
-    panicking: bool,
+    panicking: poison::Panicking,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -975,9 +961,7 @@ impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
 
 impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
-        if !self.panicking && std::thread::panicking() {
-            self.lock.poison.store(true, Ordering::Relaxed);
-        }
+        self.lock.poison.done(&self.panicking);
         self.lock.raw.unlock(self.owner);
     }
 }

@@ -8,13 +8,13 @@
 //! poisons the lock.
 
 use super::RawSpinLock;
-use super::waitqueue::{Node, WaitQueue};
-use crate::loom::sync::atomic::{AtomicBool, Ordering};
+use super::poison;
+use super::waitqueue::WaitQueue;
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
+use std::sync::{LockResult, TryLockError, TryLockResult};
 
 #[derive(Default)]
 struct State {
@@ -29,7 +29,7 @@ pub struct RwLock<T: ?Sized> {
     state: RawSpinLock<State>,
     readers: WaitQueue,
     writers: WaitQueue,
-    poison: AtomicBool,
+    poison: poison::Flag,
     data: UnsafeCell<T>,
 }
 
@@ -37,13 +37,6 @@ pub struct RwLock<T: ?Sized> {
 unsafe impl<T: ?Sized + Send> Send for RwLock<T> {}
 // SAFETY: as above.
 unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
-
-#[track_caller]
-fn might_sleep() {
-    if crate::sched::current_task().is_some() {
-        crate::preempt::might_sleep();
-    }
-}
 
 impl<T> RwLock<T> {
     crate::loom::const_fn_unless_loom! {
@@ -57,7 +50,7 @@ impl<T> RwLock<T> {
                 }),
                 readers: WaitQueue::new(),
                 writers: WaitQueue::new(),
-                poison: AtomicBool::new(false),
+                poison: poison::Flag::new(),
                 data: UnsafeCell::new(value),
             }
         }
@@ -65,51 +58,30 @@ impl<T> RwLock<T> {
 
     /// Consumes the lock, returning the value (poisoned like std).
     pub fn into_inner(self) -> LockResult<T> {
-        let poisoned = self.poison.load(Ordering::Relaxed);
-        let v = self.data.into_inner();
-        if poisoned {
-            Err(PoisonError::new(v))
-        } else {
-            Ok(v)
-        }
+        let poison = self.poison;
+        poison.result(self.data.into_inner())
     }
 }
 
 impl<T: ?Sized> RwLock<T> {
-    fn poisoned<G>(&self, g: G) -> LockResult<G> {
-        if self.poison.load(Ordering::Relaxed) {
-            Err(PoisonError::new(g))
-        } else {
-            Ok(g)
-        }
-    }
-
     /// Shared access, blocking while a writer is inside or waiting.
     ///
     /// # Errors
     /// If poisoned, like std (the guard is inside).
     #[track_caller]
     pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
-        let mut checked = false;
+        crate::preempt::might_sleep();
         loop {
             let mut s = self.state.lock();
             if !s.writer && s.writers_waiting == 0 {
                 s.readers += 1;
                 drop(s);
-                return self.poisoned(RwLockReadGuard {
+                return self.poison.result(RwLockReadGuard {
                     lock: self,
                     _not_send: PhantomData,
                 });
             }
-            if !checked {
-                // The slow path's `might_sleep`, outside the state lock.
-                drop(s);
-                might_sleep();
-                checked = true;
-                continue;
-            }
-            let node = Node::new();
-            self.readers.wait(&node, || false, move || drop(s), None);
+            self.readers.sleep(s, None);
         }
     }
 
@@ -119,7 +91,8 @@ impl<T: ?Sized> RwLock<T> {
     /// If poisoned, like std (the guard is inside).
     #[track_caller]
     pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
-        let (mut waiting, mut checked) = (false, false);
+        crate::preempt::might_sleep();
+        let mut waiting = false;
         loop {
             let mut s = self.state.lock();
             if !s.writer && s.readers == 0 {
@@ -128,9 +101,9 @@ impl<T: ?Sized> RwLock<T> {
                     s.writers_waiting -= 1;
                 }
                 drop(s);
-                return self.poisoned(RwLockWriteGuard {
+                return self.poison.result(RwLockWriteGuard {
                     lock: self,
-                    panicking: std::thread::panicking(),
+                    panicking: self.poison.guard(),
                     _not_send: PhantomData,
                 });
             }
@@ -138,15 +111,7 @@ impl<T: ?Sized> RwLock<T> {
                 s.writers_waiting += 1;
                 waiting = true;
             }
-            if !checked {
-                // The slow path's `might_sleep`, outside the state lock.
-                drop(s);
-                might_sleep();
-                checked = true;
-                continue;
-            }
-            let node = Node::new();
-            self.writers.wait(&node, || false, move || drop(s), None);
+            self.writers.sleep(s, None);
         }
     }
 
@@ -161,7 +126,7 @@ impl<T: ?Sized> RwLock<T> {
         }
         s.readers += 1;
         drop(s);
-        Ok(self.poisoned(RwLockReadGuard {
+        Ok(self.poison.result(RwLockReadGuard {
             lock: self,
             _not_send: PhantomData,
         })?)
@@ -178,32 +143,26 @@ impl<T: ?Sized> RwLock<T> {
         }
         s.writer = true;
         drop(s);
-        Ok(self.poisoned(RwLockWriteGuard {
+        Ok(self.poison.result(RwLockWriteGuard {
             lock: self,
-            panicking: std::thread::panicking(),
+            panicking: self.poison.guard(),
             _not_send: PhantomData,
         })?)
     }
 
     /// Whether a writer panicked while holding the lock.
     pub fn is_poisoned(&self) -> bool {
-        self.poison.load(Ordering::Relaxed)
+        self.poison.get()
     }
 
     /// Clears the poison flag.
     pub fn clear_poison(&self) {
-        self.poison.store(false, Ordering::Relaxed);
+        self.poison.clear();
     }
 
     /// The value, through a unique reference (poisoned like std).
     pub fn get_mut(&mut self) -> LockResult<&mut T> {
-        let poisoned = self.poison.load(Ordering::Relaxed);
-        let v = self.data.get_mut();
-        if poisoned {
-            Err(PoisonError::new(v))
-        } else {
-            Ok(v)
-        }
+        self.poison.result(self.data.get_mut())
     }
 
     fn read_unlock(&self) {
@@ -287,7 +246,7 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockReadGuard<'_, T> {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct RwLockWriteGuard<'a, T: ?Sized> {
     lock: &'a RwLock<T>,
-    panicking: bool,
+    panicking: poison::Panicking,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -311,9 +270,7 @@ impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
 
 impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
-        if !self.panicking && std::thread::panicking() {
-            self.lock.poison.store(true, Ordering::Relaxed);
-        }
+        self.lock.poison.done(&self.panicking);
         self.lock.write_unlock();
     }
 }

@@ -6,7 +6,7 @@
 //! take it first, and the priority order of the queue is the order of service.
 
 use super::RawSpinLock;
-use super::waitqueue::{Node, WaitQueue, Wake};
+use super::waitqueue::{WaitQueue, Wake};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -81,23 +81,17 @@ impl Semaphore {
         if let Some(permit) = self.try_acquire() {
             return Some(permit);
         }
-        if crate::sched::current_task().is_some() {
-            crate::preempt::might_sleep();
-        }
+        crate::preempt::might_sleep();
         loop {
             let mut p = self.permits.lock();
             if *p > 0 {
                 *p -= 1;
                 return Some(SemaphorePermit { sem: self });
             }
-            let node = Node::new();
-            match self
-                .waiters
-                .wait(&node, || false, move || drop(p), deadline)
-            {
-                Wake::Notified if node.token() == 1 => return Some(SemaphorePermit { sem: self }),
-                Wake::Notified => {}
-                Wake::TimedOut => return None,
+            match self.waiters.sleep(p, deadline) {
+                (Wake::Notified, 1) => return Some(SemaphorePermit { sem: self }),
+                (Wake::Notified, _) => {}
+                (Wake::TimedOut, _) => return None,
             }
         }
     }

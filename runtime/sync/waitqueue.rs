@@ -151,7 +151,8 @@ impl WaitQueue {
     /// sleeps until notified or `deadline`. If `ready()` — checked under the lock
     /// first — is already true, returns `Notified` without queueing or releasing.
     ///
-    /// `might_sleep` is the caller's job.
+    /// `might_sleep` is the caller's job, at the start of its blocking call (outside
+    /// every lock).
     pub fn wait(
         &self,
         node: &Node,
@@ -187,11 +188,11 @@ impl WaitQueue {
                 }
                 return Wake::Notified;
             }
-            Self::sleep(node, deadline);
+            Self::park(node, deadline);
         }
     }
 
-    fn sleep(node: &Node, deadline: Option<Instant>) {
+    fn park(node: &Node, deadline: Option<Instant>) {
         match &node.sleeper {
             Sleeper::Green(t) => {
                 let cpu = &*t.cpu;
@@ -222,6 +223,29 @@ impl WaitQueue {
                     );
                 }
             }
+        }
+    }
+
+    /// The common wait: queue the caller, release `guard` (the caller's own lock,
+    /// dropped under the queue's lock as in [`WaitQueue::wait`]), and sleep until
+    /// notified or `deadline`. Returns how it ended and the notifier's token.
+    pub fn sleep<G>(&self, guard: G, deadline: Option<Instant>) -> (Wake, usize) {
+        let node = Node::new();
+        let wake = self.wait(&node, || false, move || drop(guard), deadline);
+        (wake, node.token())
+    }
+
+    /// Notifies and wakes the first waiter, for a caller that holds no other lock.
+    pub fn wake_one(&self) {
+        if let Some(w) = self.notify_one(0) {
+            w.wake();
+        }
+    }
+
+    /// Notifies and wakes every waiter, for a caller that holds no other lock.
+    pub fn wake_all(&self) {
+        for w in self.notify_all(0) {
+            w.wake();
         }
     }
 

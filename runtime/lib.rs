@@ -38,8 +38,12 @@
 pub mod alloc;
 mod arch;
 mod debug;
+pub mod fs;
+pub mod io;
 pub mod irq;
 mod loom;
+pub mod net;
+pub mod os;
 mod preempt;
 #[doc(hidden)]
 pub mod print;
@@ -50,7 +54,7 @@ pub mod spans;
 mod stack;
 pub mod sync;
 mod sys;
-mod task;
+pub mod task;
 pub mod thread;
 mod time;
 mod trace;
@@ -69,6 +73,7 @@ pub use thread::spawn;
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod __loom {
+    pub use crate::io::reactor::{AlreadyWaiting, IoWaker, READ, ScheduledIo, WRITE};
     pub use crate::sched::wake_list::{WakeList, WakeNode};
     pub use crate::sync::waitqueue::{Node, WaitQueue, Wake, Waking};
 }

@@ -62,6 +62,7 @@ pub struct Builder {
     shutdown_timeout: Duration,
     /// Set by the `unsafe` [`Builder::preemptive`]: the caller accepted its contract.
     preemptive_ack: bool,
+    napi: bool,
 }
 
 /// The shortest tick the timer interrupt can keep on this class of machine.
@@ -79,6 +80,7 @@ impl Default for Builder {
             name: "preempt".into(),
             shutdown_timeout: Duration::from_secs(10),
             preemptive_ack: false,
+            napi: true,
         }
     }
 }
@@ -118,6 +120,17 @@ impl Builder {
     /// Validated by `build`. `Model::None` takes no ticks.
     pub fn tick(mut self, tick: Duration) -> Self {
         self.tick = tick;
+        self
+    }
+
+    /// NAPI for the epoll device (default on): each softirq pass polls within a budget
+    /// of events and time, and a pass that runs out of it keeps the device interrupt
+    /// masked and hands the polling to the CPU's `ksoftirqd` thread at
+    /// `Priority::DEFAULT`, so a flood of I/O costs throughput, not control. `false`
+    /// gives the pre-NAPI behaviour for comparison: every pass polls until the device
+    /// is empty, above every thread, and the interrupt is unmasked at once.
+    pub fn napi(mut self, on: bool) -> Self {
+        self.napi = on;
         self
     }
 
@@ -203,6 +216,9 @@ impl Builder {
                 format!("Model::Full is unavailable: {why}"),
             ));
         }
+        if in_forked_child() {
+            return Err(io::Error::other(FORKED_MSG));
+        }
         if sched::this_cpu().is_some() {
             return Err(io::Error::new(
                 io::ErrorKind::ResourceBusy,
@@ -216,19 +232,24 @@ impl Builder {
             ));
         }
         let live = LiveToken;
+        watch_fork();
         debug::overflow::install();
         debug::panic::install_hook();
         if model != Model::None {
             crate::irq::install()?;
         }
+        let mut chip = crate::io::device::IrqChip::new()?;
         let cpu = Cpu::new(
             0,
             Config {
                 default_stack: stack_size,
                 model,
                 tick: self.tick,
+                napi: self.napi,
             },
+            &chip,
         )?;
+        chip.start(vec![cpu.clone()], &self.name)?;
         let watchdog = debug::watchdog::Watchdog::start(cpu.clone(), &self.name)?;
         let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
         let carrier_cpu = cpu.clone();
@@ -240,6 +261,7 @@ impl Builder {
             })?;
         Ok(Runtime {
             cpu,
+            irq_chip: Some(chip),
             carrier: Some(carrier),
             done: std::sync::Mutex::new(done_rx),
             shutdown_timeout: self.shutdown_timeout,
@@ -270,6 +292,33 @@ fn env_model() -> io::Result<Option<Model>> {
     }
 }
 
+/// Set in the child of a `fork()` (HAZARDS.md H13): only the forking thread survives
+/// there — no carrier, no timer, no interrupt controller — so the runtime cannot run.
+static FORKED: AtomicBool = AtomicBool::new(false);
+
+pub(crate) const FORKED_MSG: &str = "preempt: the runtime cannot be used in the child of a fork() \
+    that has not called exec: only the forking thread survives fork, and the carriers, timers \
+    and interrupt controller are gone (run the child with std::process::Command, and wait for \
+    it with preempt::task::spawn_blocking)";
+
+/// Whether this process is a forked child of a process that ran a runtime.
+pub(crate) fn in_forked_child() -> bool {
+    FORKED.load(Ordering::Relaxed)
+}
+
+/// Registers the fork hook, once.
+fn watch_fork() {
+    extern "C" fn child() {
+        FORKED.store(true, Ordering::Relaxed);
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: the hook only stores to an atomic, which is async-signal-safe as a
+    // fork-child handler must be.
+    ONCE.call_once(|| unsafe {
+        libc::pthread_atfork(None, None, Some(child));
+    });
+}
+
 /// Set while a runtime is live.
 static LIVE: AtomicBool = AtomicBool::new(false);
 
@@ -293,6 +342,7 @@ impl Drop for LiveToken {
 #[derive(Debug)]
 pub struct Runtime {
     cpu: Arc<Cpu>,
+    irq_chip: Option<crate::io::device::IrqChip>,
     carrier: Option<std::thread::JoinHandle<()>>,
     done: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
     shutdown_timeout: Duration,
@@ -391,6 +441,10 @@ impl Runtime {
             deferred_pc: r(&s.deferred_pc),
             deferred_irq_mask: r(&s.deferred_irq_mask),
             deferred_panicking: r(&s.deferred_panicking),
+            net_interrupts: r(&self.cpu.net.stats.interrupts),
+            net_softirq_passes: r(&self.cpu.net.stats.passes),
+            net_events: r(&self.cpu.net.stats.events),
+            net_ksoftirqd_handoffs: r(&self.cpu.net.stats.handoffs),
         }
     }
 
@@ -415,6 +469,7 @@ impl Drop for Runtime {
                 if let Some(c) = self.carrier.take() {
                     let _ = c.join();
                 }
+                drop(self.irq_chip.take());
                 drop(self.watchdog.take());
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
@@ -471,4 +526,12 @@ pub struct Stats {
     pub deferred_irq_mask: u64,
     /// Preemptions deferred because the carrier was panicking.
     pub deferred_panicking: u64,
+    /// Device interrupts: epoll readiness signalled to a busy CPU.
+    pub net_interrupts: u64,
+    /// Softirq passes over the epoll device (in the scheduler or `ksoftirqd`).
+    pub net_softirq_passes: u64,
+    /// Events those passes took.
+    pub net_events: u64,
+    /// Passes that ran out of their NAPI budget and handed the rest to `ksoftirqd`.
+    pub net_ksoftirqd_handoffs: u64,
 }

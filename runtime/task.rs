@@ -184,3 +184,50 @@ impl crate::sched::wake_list::WakeNode for Task {
         &self.wake_next
     }
 }
+
+/// Runs `f` on the blocking pool — helper OS threads for calls that would otherwise
+/// block the whole carrier: regular-file I/O, `fsync`, name resolution, `waitpid`, a
+/// C library's blocking call — and returns a handle whose [`join`](BlockingJoinHandle::join)
+/// sleeps the calling green thread (not its carrier) until `f` has returned.
+///
+/// `f` runs on an OS thread outside the runtime: it must not call green-thread-only
+/// functions, and under a preemptive model it is never preempted.
+///
+/// ```
+/// let rt = preempt::Runtime::builder().build()?;
+/// let n = rt.block_on(|| {
+///     let h = preempt::task::spawn_blocking(|| std::fs::read_dir(".").map(|d| d.count()));
+///     h.join().unwrap()
+/// })?;
+/// assert!(n > 0);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Panics
+/// If no helper thread can be started (like `std::thread::spawn`).
+pub fn spawn_blocking<T, F>(f: F) -> BlockingJoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let rx = crate::io::blocking::spawn(f)
+        .unwrap_or_else(|e| panic!("failed to start a blocking-pool thread: {e}"));
+    BlockingJoinHandle { rx }
+}
+
+/// The result of a [`spawn_blocking`] job.
+#[derive(Debug)]
+pub struct BlockingJoinHandle<T> {
+    rx: crate::sync::mpsc::Receiver<std::thread::Result<T>>,
+}
+
+impl<T> BlockingJoinHandle<T> {
+    /// Waits for the job: `Ok` with its value, or `Err` with its panic's payload, like
+    /// [`std::thread::JoinHandle::join`]. From a green thread, only that thread sleeps.
+    pub fn join(self) -> std::thread::Result<T> {
+        match self.rx.recv() {
+            Ok(r) => r,
+            Err(_) => Err(Box::new("the blocking pool dropped the job")),
+        }
+    }
+}

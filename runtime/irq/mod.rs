@@ -291,11 +291,15 @@ fn preemptible(pc: usize) -> bool {
 }
 
 /// The `SIGALRM` handler. ASYNC-SIGNAL-SAFE.
-extern "C" fn on_tick(_sig: libc::c_int, _info: *mut libc::siginfo_t, uctx: *mut libc::c_void) {
+extern "C" fn on_tick(_sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut libc::c_void) {
     // SAFETY: errno is thread-local; save it so the interrupted code never sees ours.
     let errno = unsafe { *libc::__errno_location() };
+    // A `tgkill` from the runtime itself (a remote wakeup's IPI, the epoll device's
+    // interrupt) rather than the clock-event device: not a tick.
+    // SAFETY: the kernel passes a valid siginfo to SA_SIGINFO handlers.
+    let ipi = unsafe { (*info).si_code } == libc::SI_TKILL;
     match sched::this_cpu() {
-        Some(cpu) => hardirq(cpu, uctx.cast()),
+        Some(cpu) => hardirq(cpu, uctx.cast(), ipi),
         None => forward(),
     }
     // SAFETY: as above.
@@ -312,12 +316,15 @@ fn forward() {
     }
 }
 
-fn hardirq(cpu: &Cpu, uctx: *mut libc::ucontext_t) {
+fn hardirq(cpu: &Cpu, uctx: *mut libc::ucontext_t, ipi: bool) {
     // irq_enter: the interrupted count, plus HARDIRQ for the handler's duration (so
     // `in_interrupt()` holds and `might_sleep` aborts here); irq_exit restores it.
     let interrupted = preempt::raw();
     preempt::set_raw(interrupted + preempt::HARDIRQ_OFFSET);
-    cpu.timer_interrupt();
+    if !ipi {
+        cpu.timer_interrupt();
+        account_tick(cpu);
+    }
     let redirected = tick_work(cpu, uctx, interrupted);
     let after = preempt::raw() - preempt::HARDIRQ_OFFSET;
     preempt::set_raw(if redirected {
@@ -356,7 +363,6 @@ fn account_tick(cpu: &Cpu) {
 /// thread to the preemption stub. ASYNC-SIGNAL-SAFE.
 fn tick_work(cpu: &Cpu, uctx: *mut libc::ucontext_t, raw: u32) -> bool {
     let stats = &cpu.stats;
-    account_tick(cpu);
     if IRQ_MASK.with(Cell::get) != 0 {
         IRQ_PENDING.with(|p| p.set(true));
         sched::bump(&stats.deferred_irq_mask);
@@ -401,7 +407,7 @@ fn tick_work(cpu: &Cpu, uctx: *mut libc::ucontext_t, raw: u32) -> bool {
     if !preemptible(pc) {
         preempt::set_need_resched();
         sched::bump(&stats.deferred_pc);
-        retry_soon_if_timer_due(cpu);
+        retry_soon_if_urgent(cpu);
         return false;
     }
     // Redirect: after sigreturn the thread runs the stub, below its red zone.
@@ -412,11 +418,13 @@ fn tick_work(cpu: &Cpu, uctx: *mut libc::ucontext_t, raw: u32) -> bool {
     true
 }
 
-/// After a deferral in foreign code, a sleeper whose timer is due should not wait a
-/// whole tick: ask again after the shortest period the device keeps reliably. (A
-/// round-robin slice can wait for the next tick.) ASYNC-SIGNAL-SAFE.
-fn retry_soon_if_timer_due(cpu: &Cpu) {
-    if cpu.next_timer.load(Ordering::Relaxed) <= cpu.now_ns() && cpu.config.tick > MIN_RETRY {
+/// After a deferral in foreign code, a sleeper whose timer is due, or the epoll
+/// device's softirq, should not wait a whole tick: ask again after the shortest period
+/// the device keeps reliably. (A round-robin slice can wait for the next tick.)
+/// ASYNC-SIGNAL-SAFE.
+fn retry_soon_if_urgent(cpu: &Cpu) {
+    let urgent = cpu.next_timer.load(Ordering::Relaxed) <= cpu.now_ns() || cpu.net.softirq_wanted();
+    if urgent && cpu.config.tick > MIN_RETRY {
         tick::oneshot_then_periodic(MIN_RETRY, cpu.config.tick);
     }
 }

@@ -132,6 +132,8 @@ pub(crate) struct Config {
     pub(crate) model: Model,
     /// The timer interrupt's period (used by the preemptive models only).
     pub(crate) tick: Duration,
+    /// NAPI budgets for the epoll device's softirq (`io::device`).
+    pub(crate) napi: bool,
 }
 
 impl Config {
@@ -177,11 +179,16 @@ pub(crate) struct Cpu {
     wake_list: WakeList<Task>,
     /// Set by the carrier just before it waits in epoll; see the doorbell protocol.
     idle: AtomicBool,
-    doorbell: OwnedFd,
-    epoll: OwnedFd,
+    pub(crate) doorbell: OwnedFd,
+    /// The CPU's epoll instance: the doorbell and every descriptor its threads wait on.
+    pub(crate) epoll: OwnedFd,
+    /// The epoll device's per-CPU state (`io::device`).
+    pub(crate) net: crate::io::device::NetDevice,
     pub(crate) shutdown: AtomicBool,
     /// Green threads spawned and not yet finished.
     pub(crate) nr_live: AtomicUsize,
+    /// Of those, the runtime's own (`ksoftirqd`), asked to exit at shutdown.
+    pub(crate) daemons: AtomicUsize,
     /// Mirrors for the timer interrupt, which must not look at `local`: how many tasks
     /// are queued; whether one of them could take the CPU at a tick (its priority is at
     /// least the running task's: a round-robin peer, or a higher one not yet switched
@@ -223,7 +230,7 @@ pub(crate) struct CpuLocal {
     trace: trace::Ring,
 }
 
-const DOORBELL_TOKEN: u64 = u64::MAX;
+use crate::io::device::{self as net, DOORBELL_TOKEN};
 
 /// The largest timer advance [`Cpu::arm_timer`] learns, and so the longest the handler
 /// spins for a timer: about twice the VM's usual delivery delay.
@@ -287,10 +294,18 @@ pub(crate) fn current_or_panic(what: &str) -> (&'static Cpu, *const Task) {
 }
 
 impl Cpu {
-    pub(crate) fn new(id: usize, config: Config) -> io::Result<Arc<Cpu>> {
+    pub(crate) fn new(id: usize, config: Config, chip: &net::IrqChip) -> io::Result<Arc<Cpu>> {
         let doorbell = sys::eventfd()?;
         let epoll = sys::epoll_create()?;
-        sys::epoll_add_readable(&epoll, &doorbell, DOORBELL_TOKEN)?;
+        use std::os::fd::AsRawFd;
+        sys::epoll_ctl(
+            &epoll,
+            libc::EPOLL_CTL_ADD,
+            doorbell.as_raw_fd(),
+            libc::EPOLLIN as u32,
+            DOORBELL_TOKEN,
+        )?;
+        let net = net::NetDevice::new(id, &epoll, chip, config.napi)?;
         let stacks = StackPool::new(config.default_stack);
         Ok(Arc::new(Cpu {
             id,
@@ -299,8 +314,10 @@ impl Cpu {
             idle: AtomicBool::new(false),
             doorbell,
             epoll,
+            net,
             shutdown: AtomicBool::new(false),
             nr_live: AtomicUsize::new(0),
+            daemons: AtomicUsize::new(0),
             queued: AtomicUsize::new(0),
             contender: AtomicBool::new(false),
             next_timer: AtomicU64::new(u64::MAX),
@@ -388,7 +405,23 @@ impl Cpu {
     pub(crate) fn switch_wanted(&self) -> bool {
         self.contender.load(Ordering::Relaxed)
             || !self.wake_list.is_empty_relaxed()
+            || self.net.softirq_wanted()
             || self.next_timer.load(Ordering::Relaxed) <= self.now_ns()
+    }
+
+    /// Whether the carrier waits in its idle loop (or is about to).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.idle.load(Ordering::SeqCst)
+    }
+
+    /// Sends the carrier a `SIGALRM` (an IPI, or the epoll device's interrupt). Any
+    /// thread.
+    pub(crate) fn interrupt(&self) {
+        let tid = self.tid.load(Ordering::Acquire);
+        if tid != 0 {
+            // SAFETY: tgkill with plain integers; a stale tid signals nobody.
+            unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGALRM) };
+        }
     }
 
     /// Tickless full: called by the handler when nothing else can run. Stops the
@@ -610,11 +643,7 @@ impl Cpu {
         } else if self.config.ticks() && tick::is_stopped() && !self.idle.load(Ordering::SeqCst) {
             // Busy with a lone thread and tickless: nobody would look at the wake list
             // until that thread blocks. Interrupt it (our IPI).
-            let tid = self.tid.load(Ordering::Acquire);
-            if tid != 0 {
-                // SAFETY: tgkill with plain integers; a stale tid signals nobody.
-                unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGALRM) };
-            }
+            self.interrupt();
         }
     }
 
@@ -635,7 +664,7 @@ impl Cpu {
 }
 
 /// Adds one to a counter several threads may write.
-fn bump_shared(c: &AtomicU64) {
+pub(crate) fn bump_shared(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -666,6 +695,27 @@ pub(crate) fn wake_up(t: &Arc<Task>) {
         }
         _ => t.cpu.wake_remote(t),
     }
+}
+
+/// Wakes `t`, a task of the calling carrier, from inside the scheduler (the epoll
+/// device's softirq): it is only queued — the pick that follows sees it — with no
+/// `NEED_RESCHED` for the task being switched out.
+///
+/// # Safety
+/// The carrier of `t`'s CPU, preemption disabled, no reference into its local state
+/// held.
+pub(crate) unsafe fn wake_up_in_scheduler(t: &Arc<Task>) {
+    if !wake_cas(t) {
+        return;
+    }
+    let cpu = &*t.cpu;
+    // SAFETY: per the contract; `l` dies at the end of this block.
+    unsafe {
+        let l = cpu.local();
+        cpu.enqueue_task(l, Arc::as_ptr(t));
+        l.trace.record(cpu, Event::Wakeup(t.id.as_u64().get()));
+    }
+    bump(&cpu.stats.wakeups_local);
 }
 
 /// Sets the effective priority of `t` (priority inheritance), requeueing it if it is
@@ -724,6 +774,9 @@ pub(crate) unsafe fn schedule_involuntary(cpu: &Cpu) {
 #[inline]
 unsafe fn schedule_as(cpu: &Cpu, involuntary: bool) {
     debug_assert_eq!(preempt::count(), SCHED_OFFSET);
+    if crate::rt::in_forked_child() {
+        debug::fatal(crate::rt::FORKED_MSG);
+    }
     let (from, to) = {
         // SAFETY: carrier, preemption disabled; `l` dies before the switch.
         let l = unsafe { cpu.local() };
@@ -732,6 +785,10 @@ unsafe fn schedule_as(cpu: &Cpu, involuntary: bool) {
         // that ends this section switches; cleared after the look, its request (and
         // the one-shot that carried it) would be lost until the next event.
         preempt::clear_need_resched();
+        // The epoll device's softirq, before the look (it takes no local reference
+        // while `l` is unused).
+        // SAFETY: carrier, preemption disabled.
+        unsafe { net::do_softirq(cpu) };
         // SAFETY: as above.
         unsafe { cpu.pull_wakeups(l) };
         let prev = l.curr;
@@ -1038,8 +1095,10 @@ pub(crate) fn run_carrier(cpu: Arc<Cpu>) {
 }
 
 fn idle_loop(cpu: &Cpu) {
-    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 8];
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
     loop {
+        // SAFETY: carrier, preemption disabled, no local reference held.
+        unsafe { net::do_softirq(cpu) };
         let next = {
             // SAFETY: carrier, preemption disabled; `l` dies before the switch.
             let l = unsafe { cpu.local() };
@@ -1077,6 +1136,17 @@ fn idle_loop(cpu: &Cpu) {
         if finished() {
             return;
         }
+        let daemons = cpu.daemons.load(Ordering::SeqCst);
+        if daemons > 0
+            && cpu.shutdown.load(Ordering::SeqCst)
+            && cpu.nr_live.load(Ordering::Acquire) == daemons
+        {
+            // Only the runtime's own threads are left: ask them to exit.
+            cpu.daemons.store(0, Ordering::SeqCst);
+            // SAFETY: carrier, preemption disabled, no local reference held.
+            unsafe { net::stop_daemons(cpu) };
+            continue;
+        }
         // SAFETY: carrier, preemption disabled.
         let l = unsafe { cpu.local() };
         debug_assert!(l.rq.is_empty());
@@ -1109,8 +1179,14 @@ fn idle_loop(cpu: &Cpu) {
         // timer still pending gets its one-shot.
         // SAFETY: carrier, preemption disabled.
         cpu.arm_next_timer(unsafe { cpu.local() });
-        if events[..n].iter().any(|e| e.u64 == DOORBELL_TOKEN) {
-            sys::eventfd_drain(&cpu.doorbell);
+        for ev in &events[..n] {
+            // SAFETY: carrier, preemption disabled, no local reference held; the events
+            // were just returned by the CPU's instance.
+            unsafe { net::dispatch(cpu, *ev, net::Ctx::Scheduler) };
+        }
+        if n == events.len() {
+            // There may be more: the next pass polls for them.
+            cpu.net.raise();
         }
     }
 }

@@ -12,7 +12,7 @@
 //! neither allocate nor lock.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 /// Turns a `-1` return into the thread's `errno` as an `io::Error`.
@@ -151,22 +151,54 @@ pub(crate) fn epoll_create() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Registers `fd` for level-triggered readability, tagged with `token`.
-pub(crate) fn epoll_add_readable(ep: &OwnedFd, fd: &OwnedFd, token: u64) -> io::Result<()> {
-    let mut ev = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: token,
-    };
+/// `epoll_ctl(op)` for `fd` with `events`, tagged with `token`.
+pub(crate) fn epoll_ctl(
+    ep: &OwnedFd,
+    op: i32,
+    fd: RawFd,
+    events: u32,
+    token: u64,
+) -> io::Result<()> {
+    let mut ev = libc::epoll_event { events, u64: token };
     // SAFETY: ev is a live local the kernel only reads.
-    cvt(unsafe {
-        libc::epoll_ctl(
-            ep.as_raw_fd(),
-            libc::EPOLL_CTL_ADD,
-            fd.as_raw_fd(),
-            &raw mut ev,
-        )
-    })
-    .map(drop)
+    cvt(unsafe { libc::epoll_ctl(ep.as_raw_fd(), op, fd, &raw mut ev) }).map(drop)
+}
+
+/// Sets or clears `O_NONBLOCK`.
+pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor the caller borrows, integer arguments only.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    let new = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    if new != flags {
+        // SAFETY: as above.
+        cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, new) })?;
+    }
+    Ok(())
+}
+
+/// `ppoll(2)` on one descriptor for `events`, for at most `timeout`. `EINTR` goes to
+/// the caller, which keeps its own deadline.
+pub(crate) fn poll_one(fd: RawFd, events: i16, timeout: Option<Duration>) -> io::Result<usize> {
+    let mut p = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    let ts = timeout.map(timespec);
+    let tsp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const _);
+    // SAFETY: one live pollfd; tsp null or a live timespec; no signal mask change.
+    cvt(unsafe { libc::ppoll(&mut p, 1, tsp, std::ptr::null()) }).map(|n| n as usize)
+}
+
+fn timespec(d: Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    }
 }
 
 /// Waits on `ep` for at most `timeout` (forever if `None`), with nanosecond resolution.
@@ -178,10 +210,7 @@ pub(crate) fn epoll_wait_ns(
     events: &mut [libc::epoll_event],
     timeout: Option<Duration>,
 ) -> io::Result<usize> {
-    let ts = timeout.map(|d| libc::timespec {
-        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
-        tv_nsec: d.subsec_nanos() as libc::c_long,
-    });
+    let ts = timeout.map(timespec);
     let tsp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const _);
     // SAFETY: events is a live buffer of the given length, tsp null or a live timespec.
     let n = cvt(unsafe {

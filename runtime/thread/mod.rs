@@ -373,7 +373,7 @@ fn check_not_self(t: &Thread) {
 /// A handle to a green thread, like [`std::thread::Thread`].
 #[derive(Clone)]
 pub struct Thread {
-    task: Arc<Task>,
+    pub(crate) task: Arc<Task>,
 }
 
 impl Thread {

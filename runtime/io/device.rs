@@ -1,0 +1,437 @@
+//! The epoll device: its interrupt, its softirq with a NAPI budget, and `ksoftirqd`.
+//!
+//! Each CPU owns one epoll instance (`Cpu::epoll`) in which every descriptor its green
+//! threads wait on is registered, edge-triggered (`reactor`). Readiness reaches the CPU
+//! three ways, as a NIC's packets reach a kernel:
+//!
+//! * **Idle**: the idle loop waits in the epoll instance itself (its `hlt`), with the
+//!   next timer as a nanosecond timeout, and dispatches what it returns.
+//! * **Busy: the device interrupt.** An *interrupt controller* OS thread (one per
+//!   runtime, [`IrqChip`]) waits on a second epoll instance in which each CPU's epoll
+//!   fd is registered `EPOLLONESHOT` — an epoll fd raises no `SIGIO`, but it is itself
+//!   pollable. When a CPU's instance becomes ready the controller *fires*: the oneshot
+//!   disarms itself (the interrupt line is masked), the controller raises the CPU's net
+//!   softirq (`pending`) and, if the CPU is busy under a model that takes interrupts,
+//!   sends its carrier a `SIGALRM` with `tgkill`. The handler (the hardirq) does only
+//!   that: it sees the raised softirq and asks for a switch, as for a due timer.
+//! * **The softirq** ([`net_rx_action`]) runs in the scheduler, in ordinary context with
+//!   preemption disabled: it polls the epoll instance with a zero timeout and wakes the
+//!   waiters of each event, until the instance is empty — then it lowers the softirq and
+//!   unmasks the interrupt (re-arms the oneshot; the re-arm reports readiness that came
+//!   meanwhile, so none is lost) — or until its budget is spent.
+//!
+//! **NAPI.** A pass takes at most [`BUDGET_EVENTS`] events and [`BUDGET_NS`] of time.
+//! A pass that ends with work left keeps the interrupt masked and hands the polling to
+//! the CPU's `ksoftirqd`, a green thread at `Priority::DEFAULT`: under a flood the device
+//! costs throughput at the default priority, and every higher-priority thread keeps
+//! running. `Builder::napi(false)` turns this off — every pass polls until the instance
+//! is empty, and the interrupt is unmasked at once — the pre-NAPI kernel, for
+//! comparison (`examples/flood.rs`).
+//!
+//! **Measured** (`cargo bench --bench io -- device`): the two designs DESIGN.md §6
+//! names for the busy case — per-descriptor `F_SETSIG` signals from the kernel, and
+//! this controller thread — are compared there; see the README for the figures and the
+//! reason this one was kept.
+
+use super::reactor::{READ, WRITE};
+use super::{Io, IoRef};
+use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+use crate::preempt;
+use crate::sched::{self, Cpu, bump};
+use crate::sys;
+use std::cell::UnsafeCell;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+
+/// Events one softirq pass may take before it hands the rest to `ksoftirqd`.
+pub(crate) const BUDGET_EVENTS: u64 = 256;
+/// Time one softirq pass may take (the kernel's `netdev_budget_usecs` is 2 ms; a
+/// green-thread runtime's ticks are shorter).
+pub(crate) const BUDGET_NS: u64 = 200_000;
+/// Events taken per `epoll_wait`.
+const BATCH: usize = 64;
+
+/// The token of the CPU's doorbell eventfd in its epoll instance.
+pub(crate) const DOORBELL_TOKEN: u64 = u64::MAX;
+
+/// A CPU's side of the device. Shared fields are atomics; `events` and `ksoftirqd`
+/// are the carrier's, touched with preemption disabled.
+pub(crate) struct NetDevice {
+    /// The net softirq is raised: the epoll instance may hold events.
+    pending: AtomicBool,
+    /// The interrupt controller's oneshot for this CPU is armed (interrupt unmasked).
+    armed: AtomicBool,
+    /// `ksoftirqd` owns the polling (a pass ran out of budget); the scheduler leaves it.
+    handed_off: AtomicBool,
+    /// The runtime asked `ksoftirqd` to exit.
+    stop: AtomicBool,
+    /// NAPI budgets on (the default).
+    napi: bool,
+    /// The controller's epoll instance, where this CPU's instance is registered.
+    chip: Arc<OwnedFd>,
+    /// Registrations dropped on another thread while a pass might be looking at them;
+    /// freed by the carrier at the start of its next pass.
+    graveyard: std::sync::Mutex<Vec<Arc<Io>>>,
+    graveyard_nonempty: AtomicBool,
+    events: UnsafeCell<[libc::epoll_event; BATCH]>,
+    ksoftirqd: UnsafeCell<Option<Arc<crate::task::Task>>>,
+    pub(crate) stats: NetStats,
+}
+
+/// Device counters (see `Stats`).
+#[derive(Default)]
+pub(crate) struct NetStats {
+    pub(crate) interrupts: AtomicU64,
+    pub(crate) passes: AtomicU64,
+    pub(crate) events: AtomicU64,
+    pub(crate) handoffs: AtomicU64,
+}
+
+// SAFETY: `events` and `ksoftirqd` are touched only by the carrier with preemption
+// disabled (module docs), which serialises them; everything else is atomic or locked.
+unsafe impl Sync for NetDevice {}
+// SAFETY: as above.
+unsafe impl Send for NetDevice {}
+
+impl NetDevice {
+    /// The device of the CPU `id` whose epoll instance is `epoll`: registers the
+    /// instance with the controller `chip` (interrupt unmasked).
+    pub(crate) fn new(
+        id: usize,
+        epoll: &OwnedFd,
+        chip: &IrqChip,
+        napi: bool,
+    ) -> io::Result<NetDevice> {
+        sys::epoll_ctl(
+            &chip.ep,
+            libc::EPOLL_CTL_ADD,
+            epoll.as_raw_fd(),
+            oneshot(),
+            id as u64,
+        )?;
+        Ok(NetDevice {
+            pending: AtomicBool::new(false),
+            armed: AtomicBool::new(true),
+            handed_off: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            napi,
+            chip: chip.ep.clone(),
+            graveyard: std::sync::Mutex::new(Vec::new()),
+            graveyard_nonempty: AtomicBool::new(false),
+            events: UnsafeCell::new([libc::epoll_event { events: 0, u64: 0 }; BATCH]),
+            ksoftirqd: UnsafeCell::new(None),
+            stats: NetStats::default(),
+        })
+    }
+
+    /// Whether the scheduler should run a softirq pass (the hardirq's reason to switch).
+    /// ASYNC-SIGNAL-SAFE.
+    #[inline]
+    pub(crate) fn softirq_wanted(&self) -> bool {
+        self.pending.load(Ordering::Relaxed) && !self.handed_off.load(Ordering::Relaxed)
+    }
+
+    /// Raises the softirq from the carrier itself (its idle wait filled its buffer).
+    pub(crate) fn raise(&self) {
+        self.pending.store(true, Ordering::SeqCst);
+    }
+
+    /// Keeps a registration dropped away from its carrier until the next pass.
+    pub(crate) fn bury(&self, io: Arc<Io>) {
+        self.graveyard
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(io);
+        self.graveyard_nonempty.store(true, Ordering::Release);
+    }
+}
+
+fn oneshot() -> u32 {
+    (libc::EPOLLIN | libc::EPOLLONESHOT) as u32
+}
+
+/// Where a softirq pass runs, which decides how it wakes threads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ctx {
+    /// In `schedule` or the idle loop, before the next thread is picked: woken threads
+    /// are only queued (the pick that follows sees them).
+    Scheduler,
+    /// In `ksoftirqd`: a woken thread that outranks it preempts it at the pass's end.
+    Thread,
+}
+
+/// The scheduler's softirq check: a pass if the softirq is raised and `ksoftirqd` does
+/// not own it.
+///
+/// # Safety
+/// Carrier of `cpu`, preemption disabled, no reference into its local state held.
+#[inline]
+pub(crate) unsafe fn do_softirq(cpu: &Cpu) {
+    if cpu.net.softirq_wanted() {
+        // SAFETY: forwarded.
+        unsafe { net_rx_action(cpu, Ctx::Scheduler) };
+    }
+}
+
+/// One softirq pass (module docs). Returns whether the instance was drained.
+///
+/// # Safety
+/// Carrier of `cpu`, preemption disabled, no reference into its local state held.
+#[inline(never)]
+pub(crate) unsafe fn net_rx_action(cpu: &Cpu, ctx: Ctx) -> bool {
+    let dev = &cpu.net;
+    bump(&dev.stats.passes);
+    if dev.graveyard_nonempty.swap(false, Ordering::Acquire) {
+        // Any pass that could have seen these registrations has finished.
+        let dead = std::mem::take(&mut *dev.graveyard.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(dead);
+    }
+    let start = cpu.now_ns();
+    let mut taken = 0;
+    let drained = loop {
+        // SAFETY: carrier, preemption disabled; passes never nest (nothing a pass calls
+        // runs another).
+        let events = unsafe { &mut *dev.events.get() };
+        let n =
+            sys::epoll_wait_ns(&cpu.epoll, events, Some(std::time::Duration::ZERO)).unwrap_or(0);
+        if n == 0 {
+            break true;
+        }
+        taken += n as u64;
+        for ev in &events[..n] {
+            // SAFETY: forwarded from our contract.
+            unsafe { dispatch(cpu, *ev, ctx) };
+        }
+        if dev.napi && (taken >= BUDGET_EVENTS || cpu.now_ns() - start >= BUDGET_NS) {
+            break false;
+        }
+    };
+    dev.stats.events.store(
+        dev.stats.events.load(Ordering::Relaxed) + taken,
+        Ordering::Relaxed,
+    );
+    if drained {
+        // Lower the softirq, *then* unmask: an event after the last poll makes the
+        // re-armed oneshot fire at once.
+        dev.handed_off.store(false, Ordering::Relaxed);
+        dev.pending.store(false, Ordering::SeqCst);
+        unmask(cpu);
+    } else if !dev.handed_off.swap(true, Ordering::SeqCst) {
+        bump(&dev.stats.handoffs);
+        // SAFETY: carrier, preemption disabled.
+        if let Some(k) = unsafe { &*dev.ksoftirqd.get() } {
+            wake(k.clone(), ctx);
+        } else {
+            // No ksoftirqd (none registered yet): poll again at the next switch.
+            dev.handed_off.store(false, Ordering::Relaxed);
+        }
+    }
+    drained
+}
+
+/// Re-arms the controller's oneshot for `cpu` if it fired (unmasks the interrupt).
+fn unmask(cpu: &Cpu) {
+    let dev = &cpu.net;
+    if dev.armed.load(Ordering::SeqCst) {
+        return;
+    }
+    dev.armed.store(true, Ordering::SeqCst);
+    let token = cpu.id as u64;
+    let _ = sys::epoll_ctl(
+        &dev.chip,
+        libc::EPOLL_CTL_MOD,
+        cpu.epoll.as_raw_fd(),
+        oneshot(),
+        token,
+    );
+}
+
+/// Handles one event of the CPU's epoll instance.
+///
+/// # Safety
+/// Carrier of `cpu`, preemption disabled; `ev` was just returned by its instance.
+pub(crate) unsafe fn dispatch(cpu: &Cpu, ev: libc::epoll_event, ctx: Ctx) {
+    if ev.u64 == DOORBELL_TOKEN {
+        sys::eventfd_drain(&cpu.doorbell);
+        return;
+    }
+    // SAFETY: the token is a registration's `Arc::into_raw`, released only after the
+    // descriptor left the instance (`Registration`'s drop) and, when that happens on
+    // another thread, only after this pass (the graveyard).
+    let io: &Io = unsafe { IoRef::from_token(ev.u64) };
+    let e = ev.events as i32;
+    let read = libc::EPOLLIN | libc::EPOLLPRI | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR;
+    let write = libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR;
+    if e & read != 0
+        && let Some(t) = io.set_ready(READ)
+    {
+        wake(t, ctx);
+    }
+    if e & write != 0
+        && let Some(t) = io.set_ready(WRITE)
+    {
+        wake(t, ctx);
+    }
+}
+
+fn wake(t: Arc<crate::task::Task>, ctx: Ctx) {
+    match ctx {
+        // SAFETY: the softirq's contract: the carrier, preemption disabled, no local
+        // reference held.
+        Ctx::Scheduler => unsafe { sched::wake_up_in_scheduler(&t) },
+        Ctx::Thread => sched::wake_up(&t),
+    }
+}
+
+/// Starts the CPU's `ksoftirqd` if it has none. Called by the first registration on the
+/// CPU, from one of its green threads.
+pub(crate) fn ensure_ksoftirqd(cpu: &Arc<Cpu>) -> io::Result<()> {
+    {
+        let _p = preempt::disable();
+        // SAFETY: carrier, preemption disabled.
+        if unsafe { &*cpu.net.ksoftirqd.get() }.is_some() {
+            return Ok(());
+        }
+    }
+    let c = cpu.clone();
+    let h = crate::thread::Builder::new()
+        .name(format!("ksoftirqd/{}", cpu.id))
+        .spawn_on(cpu, move || ksoftirqd(&c))?;
+    cpu.daemons.fetch_add(1, Ordering::SeqCst);
+    let _p = preempt::disable();
+    // SAFETY: as above.
+    unsafe { *cpu.net.ksoftirqd.get() = Some(h.thread().task.clone()) };
+    Ok(())
+}
+
+/// The per-CPU softirq thread: polls the device while a pass ran out of budget,
+/// yielding to its equals between passes, and sleeps otherwise. Its passes run with
+/// preemption disabled, so a registration cannot be freed under one (`dispatch`).
+fn ksoftirqd(cpu: &Cpu) {
+    let dev = &cpu.net;
+    loop {
+        let (_, me) = sched::current_or_panic("ksoftirqd");
+        // Sleep protocol: the condition is set before the waker's wake (`net_rx_action`,
+        // `stop_daemons`).
+        sched::block_current(cpu, me, None, || {
+            dev.handed_off.load(Ordering::SeqCst) || dev.stop.load(Ordering::SeqCst)
+        });
+        if dev.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        while dev.handed_off.load(Ordering::SeqCst) {
+            let drained = {
+                let _p = preempt::disable();
+                // SAFETY: our carrier, preemption disabled, no local reference held.
+                unsafe { net_rx_action(cpu, Ctx::Thread) }
+            };
+            if !drained {
+                crate::thread::yield_now();
+            }
+        }
+    }
+}
+
+/// Asks `ksoftirqd` to exit (the runtime is shutting down and only daemons are left).
+///
+/// # Safety
+/// Carrier of `cpu`, preemption disabled, no local reference held.
+pub(crate) unsafe fn stop_daemons(cpu: &Cpu) {
+    cpu.net.stop.store(true, Ordering::SeqCst);
+    // SAFETY: per the contract.
+    if let Some(k) = unsafe { (*cpu.net.ksoftirqd.get()).take() } {
+        sched::wake_up(&k);
+    }
+}
+
+/// The interrupt controller: an OS thread that turns a busy CPU's epoll readiness into
+/// a signal (module docs). One per runtime; stopped when dropped.
+pub(crate) struct IrqChip {
+    ep: Arc<OwnedFd>,
+    stop: OwnedFd,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+const STOP_TOKEN: u64 = u64::MAX;
+
+impl IrqChip {
+    /// Creates the controller's epoll instance; [`start`](Self::start) runs it.
+    pub(crate) fn new() -> io::Result<IrqChip> {
+        let ep = sys::epoll_create()?;
+        let stop = sys::eventfd()?;
+        sys::epoll_ctl(
+            &ep,
+            libc::EPOLL_CTL_ADD,
+            stop.as_raw_fd(),
+            libc::EPOLLIN as u32,
+            STOP_TOKEN,
+        )?;
+        Ok(IrqChip {
+            ep: Arc::new(ep),
+            stop,
+            thread: None,
+        })
+    }
+
+    /// Starts the controller thread for `cpus` (their devices made with this chip),
+    /// indexed by CPU id.
+    pub(crate) fn start(&mut self, cpus: Vec<Arc<Cpu>>, name: &str) -> io::Result<()> {
+        let ep = self.ep.clone();
+        self.thread = Some(
+            std::thread::Builder::new()
+                .name(format!("{name}-irq"))
+                .spawn(move || controller(&ep, &cpus))?,
+        );
+        Ok(())
+    }
+}
+
+impl Drop for IrqChip {
+    fn drop(&mut self) {
+        sys::eventfd_signal(&self.stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for IrqChip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IrqChip").finish_non_exhaustive()
+    }
+}
+
+fn controller(ep: &OwnedFd, cpus: &[Arc<Cpu>]) {
+    // Ticks are the carrier's business.
+    crate::irq::set_sigalrm_blocked(true);
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 4];
+    loop {
+        let n = match sys::epoll_wait_ns(ep, &mut events, None) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        };
+        for ev in &events[..n] {
+            match cpus.get(ev.u64 as usize) {
+                Some(cpu) => fire(cpu),
+                None => return, // STOP_TOKEN
+            }
+        }
+    }
+}
+
+/// The interrupt line of `cpu` fired: it is masked (the oneshot disarmed itself);
+/// raise the softirq and interrupt the carrier if it is busy.
+fn fire(cpu: &Cpu) {
+    let dev = &cpu.net;
+    dev.armed.store(false, Ordering::SeqCst);
+    dev.pending.store(true, Ordering::SeqCst);
+    // Against the idle loop's store of `idle` and its wait: an idle carrier sees the
+    // events in its own wait; a busy one needs the signal.
+    fence(Ordering::SeqCst);
+    if cpu.config.ticks() && !cpu.is_idle() {
+        sched::bump_shared(&dev.stats.interrupts);
+        cpu.interrupt();
+    }
+}

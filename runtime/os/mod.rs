@@ -1,0 +1,3 @@
+//! Platform-specific I/O, mirroring `std::os`.
+
+pub mod unix;

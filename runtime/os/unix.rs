@@ -1,0 +1,3 @@
+//! Unix-specific I/O, mirroring `std::os::unix`.
+
+pub mod net;

@@ -1,0 +1,196 @@
+//! Unix-domain stream sockets whose blocking calls park the green thread (std's
+//! [`std::os::unix::net`]).
+//!
+//! `connect` to a path is made by `std` (a Unix-domain connect does not wait for the
+//! peer; it fails at once when the listener's backlog is full); everything after it
+//! parks.
+
+use crate::io::Fd;
+use crate::io::reactor::{READ, WRITE};
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// A Unix-domain stream socket.
+#[derive(Debug)]
+pub struct UnixStream {
+    fd: Fd<std::os::unix::net::UnixStream>,
+}
+
+impl UnixStream {
+    /// Connects to the socket at `path`.
+    ///
+    /// # Errors
+    /// The OS error (`NotFound`, `ConnectionRefused`, …).
+    pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
+        UnixStream::from_std(std::os::unix::net::UnixStream::connect(path)?)
+    }
+
+    /// A connected pair.
+    ///
+    /// # Errors
+    /// The OS error (`EMFILE`, …).
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = std::os::unix::net::UnixStream::pair()?;
+        Ok((UnixStream::from_std(a)?, UnixStream::from_std(b)?))
+    }
+
+    /// Takes over a `std` stream (made non-blocking).
+    ///
+    /// # Errors
+    /// The OS error of changing its flags.
+    pub fn from_std(s: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        Ok(UnixStream { fd: Fd::new(s)? })
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.fd.get_ref().local_addr()
+    }
+
+    /// The peer's address.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.fd.get_ref().peer_addr()
+    }
+
+    /// Shuts down one or both halves.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.fd.get_ref().shutdown(how)
+    }
+
+    /// Sets the read timeout (`None`: forever); see [`crate::net::TcpStream`].
+    ///
+    /// # Errors
+    /// `InvalidInput` for a zero duration.
+    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.fd.set_read_timeout(dur)
+    }
+
+    /// Sets the write timeout.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a zero duration.
+    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.fd.set_write_timeout(dur)
+    }
+
+    /// The read timeout.
+    ///
+    /// # Errors
+    /// None today; `io::Result` for `std`'s signature.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.fd.timeout(READ))
+    }
+
+    /// The write timeout.
+    ///
+    /// # Errors
+    /// None today; `io::Result` for `std`'s signature.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.fd.timeout(WRITE))
+    }
+
+    /// Non-blocking mode: `WouldBlock` instead of parking.
+    ///
+    /// # Errors
+    /// None today; `io::Result` for `std`'s signature.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.fd.set_nonblocking(nonblocking);
+        Ok(())
+    }
+}
+
+impl Read for &UnixStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.fd.read_with(|mut s| s.read(buf))
+    }
+}
+
+impl Write for &UnixStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.fd.write_with(|mut s| s.write(buf))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for UnixStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+}
+
+impl Write for UnixStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsFd for UnixStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for UnixStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// A Unix-domain listener; `accept` parks the green thread.
+#[derive(Debug)]
+pub struct UnixListener {
+    fd: Fd<std::os::unix::net::UnixListener>,
+}
+
+impl UnixListener {
+    /// Binds to `path` and listens.
+    ///
+    /// # Errors
+    /// The OS error (`AddrInUse`, …).
+    pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
+        Ok(UnixListener {
+            fd: Fd::new(std::os::unix::net::UnixListener::bind(path)?)?,
+        })
+    }
+
+    /// Accepts a connection, parking until one arrives.
+    ///
+    /// # Errors
+    /// The OS error (`EMFILE`, …).
+    pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        let (s, a) = self.fd.read_with(|l| l.accept())?;
+        Ok((UnixStream::from_std(s)?, a))
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.fd.get_ref().local_addr()
+    }
+}
+
+impl AsFd for UnixListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}

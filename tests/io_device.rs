@@ -1,0 +1,190 @@
+//! The epoll device at work beside CPU-bound threads: the device interrupt, the
+//! blocking pool, and fork+exec from a green thread (HAZARDS.md H13).
+//!
+//! Tests under `Model::Full` keep the `preemptive` contract: their green threads share
+//! only atomics and the runtime's own sockets.
+
+mod support;
+
+use preempt::net::UdpSocket;
+use preempt::thread::{self, Builder};
+use preempt::{Priority, task};
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+fn percentile(v: &mut [u64], p: f64) -> u64 {
+    v.sort_unstable();
+    v[((v.len() - 1) as f64 * p) as usize]
+}
+
+/// With a 100 ms tick, only the device interrupt can explain a reader that runs within
+/// a millisecond of its data while a spinner holds the CPU.
+#[test]
+fn the_device_interrupt_preempts_a_spinner_for_a_high_priority_reader() {
+    let _l = support::runtime_lock();
+    let rt = support::full(Duration::from_millis(100));
+    const SAMPLES: usize = 150;
+    let epoch = Instant::now();
+    let mut lat = rt.block_on(move || {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sock.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let spinner = thread::spawn(move || {
+            while !s.load(Relaxed) {
+                std::hint::spin_loop();
+            }
+        });
+        let reader = Builder::new()
+            .priority(Priority::new(50))
+            .spawn(move || {
+                let mut lat = Vec::with_capacity(SAMPLES);
+                let mut buf = [0; 8];
+                for _ in 0..SAMPLES {
+                    sock.recv(&mut buf).unwrap();
+                    let sent = u64::from_le_bytes(buf);
+                    lat.push(epoch.elapsed().as_nanos() as u64 - sent);
+                }
+                lat
+            })
+            .unwrap();
+        // The sender is a plain OS thread: the load generator, paced by the kernel.
+        let sender = std::thread::spawn(move || {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            for _ in 0..SAMPLES {
+                std::thread::sleep(Duration::from_millis(2));
+                let now = epoch.elapsed().as_nanos() as u64;
+                s.send_to(&now.to_le_bytes(), addr).unwrap();
+            }
+        });
+        let lat = reader.join().unwrap();
+        sender.join().unwrap();
+        stop.store(true, Relaxed);
+        spinner.join().unwrap();
+        lat
+    });
+    let stats = rt.stats();
+    let p50 = percentile(&mut lat, 0.5);
+    let p90 = percentile(&mut lat, 0.9);
+    eprintln!(
+        "data-to-reader latency beside a spinner, 100 ms tick: p50 {} µs, p90 {} µs; {} device interrupts",
+        p50 / 1000,
+        p90 / 1000,
+        stats.net_interrupts
+    );
+    assert!(p50 < 1_000_000, "median latency {} µs", p50 / 1000);
+    assert!(stats.net_interrupts > 0, "{stats:?}");
+}
+
+/// File I/O goes to the pool: the writer's thread sleeps while another keeps running.
+#[test]
+fn file_io_runs_on_the_pool_while_other_threads_run() {
+    let _l = support::runtime_lock();
+    let rt = support::runtime();
+    let path = std::env::temp_dir().join(format!("preempt-io-device-{}", std::process::id()));
+    let (ran_meanwhile, ok) = rt.block_on(move || {
+        let counter = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, s) = (counter.clone(), stop.clone());
+        let ticker = thread::spawn(move || {
+            while !s.load(Relaxed) {
+                c.fetch_add(1, Relaxed);
+                thread::yield_now();
+            }
+        });
+        let data: Vec<u8> = (0..8 << 20).map(|i| (i % 251) as u8).collect();
+        let before = counter.load(Relaxed);
+        let mut f = preempt::fs::File::create(&path).unwrap();
+        f.write_all(&data).unwrap();
+        f.sync_all().unwrap();
+        drop(f);
+        let mut back = Vec::new();
+        preempt::fs::File::open(&path)
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
+        let ran = counter.load(Relaxed) - before;
+        std::fs::remove_file(&path).unwrap();
+        stop.store(true, Relaxed);
+        ticker.join().unwrap();
+        (ran, back == data)
+    });
+    assert!(ok, "file contents differ");
+    assert!(ran_meanwhile > 0, "no other thread ran during the file I/O");
+}
+
+#[test]
+fn spawn_blocking_returns_values_and_panics() {
+    let _l = support::runtime_lock();
+    let rt = support::runtime();
+    rt.block_on(|| {
+        assert_eq!(task::spawn_blocking(|| 6 * 7).join().unwrap(), 42);
+        let e = task::spawn_blocking(|| panic!("in the pool")).join().unwrap_err();
+        assert_eq!(e.downcast_ref::<&str>(), Some(&"in the pool"));
+        assert!(preempt::fs::read_to_string("/nonexistent/preempt").is_err());
+    });
+}
+
+/// H13: fork+exec of a child from a green thread under load, waited for through the
+/// pool.
+#[test]
+fn fork_exec_from_a_green_thread_under_load_h13() {
+    let _l = support::runtime_lock();
+    let rt = support::full(Duration::from_micros(250));
+    rt.block_on(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let spinner = thread::spawn(move || {
+            while !s.load(Relaxed) {
+                std::hint::spin_loop();
+            }
+        });
+        for _ in 0..20 {
+            let mut child = std::process::Command::new("/bin/true").spawn().unwrap();
+            let status = task::spawn_blocking(move || child.wait()).join().unwrap().unwrap();
+            assert!(status.success());
+        }
+        stop.store(true, Relaxed);
+        spinner.join().unwrap();
+    });
+}
+
+/// H13: using the runtime in a forked child that did not exec is a clear error.
+#[test]
+fn the_runtime_in_a_forked_child_is_a_clear_error_h13() {
+    let _l = support::runtime_lock();
+    let rt = support::runtime();
+    let (signal, report) = rt.block_on(|| {
+        let (r, w) = std::io::pipe().unwrap();
+        use std::os::fd::AsRawFd;
+        // SAFETY: the child only redirects stderr and calls into the runtime, which
+        // must abort with its report before touching anything else.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: dup2 onto stderr in the child, then yield: the report and abort.
+            unsafe { libc::dup2(w.as_raw_fd(), 2) };
+            thread::yield_now();
+            // SAFETY: not reached if the runtime refused; leave without unwinding.
+            unsafe { libc::_exit(0) };
+        }
+        drop(w);
+        let mut report = String::new();
+        preempt::io::Fd::new(r)
+            .unwrap()
+            .read_to_string(&mut report)
+            .unwrap();
+        let status = task::spawn_blocking(move || {
+            let mut st = 0;
+            // SAFETY: waitpid on our own child.
+            unsafe { libc::waitpid(pid, &mut st, 0) };
+            st
+        })
+        .join()
+        .unwrap();
+        (libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)), report)
+    });
+    assert_eq!(signal, Some(libc::SIGABRT), "report: {report}");
+    assert!(report.contains("child of a fork()"), "report: {report}");
+}

@@ -1,6 +1,10 @@
-//! The task control block: one per green thread.
+//! Tasks: the work the runtime runs.
 //!
-//! A [`Task`] is shared (`Arc`) between the scheduler, [`Thread`](crate::thread::Thread)
+//! The public part is [`spawn_blocking`], which hands a call that would block the
+//! carrier to the helper pool. The rest of this module is the runtime's task control
+//! block, one per green thread, documented here for contributors.
+//!
+//! A `Task` is shared (`Arc`) between the scheduler, [`Thread`](crate::thread::Thread)
 //! handles, timers and wake lists. Its fields fall in three groups, by who may touch them:
 //!
 //! | field | written by | when |

@@ -121,7 +121,9 @@ fn spawn_blocking_returns_values_and_panics() {
     let rt = support::runtime();
     rt.block_on(|| {
         assert_eq!(task::spawn_blocking(|| 6 * 7).join().unwrap(), 42);
-        let e = task::spawn_blocking(|| panic!("in the pool")).join().unwrap_err();
+        let e = task::spawn_blocking(|| panic!("in the pool"))
+            .join()
+            .unwrap_err();
         assert_eq!(e.downcast_ref::<&str>(), Some(&"in the pool"));
         assert!(preempt::fs::read_to_string("/nonexistent/preempt").is_err());
     });
@@ -143,7 +145,10 @@ fn fork_exec_from_a_green_thread_under_load_h13() {
         });
         for _ in 0..20 {
             let mut child = std::process::Command::new("/bin/true").spawn().unwrap();
-            let status = task::spawn_blocking(move || child.wait()).join().unwrap().unwrap();
+            let status = task::spawn_blocking(move || child.wait())
+                .join()
+                .unwrap()
+                .unwrap();
             assert!(status.success());
         }
         stop.store(true, Relaxed);
@@ -183,8 +188,90 @@ fn the_runtime_in_a_forked_child_is_a_clear_error_h13() {
         })
         .join()
         .unwrap();
-        (libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)), report)
+        (
+            libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
+            report,
+        )
     });
     assert_eq!(signal, Some(libc::SIGABRT), "report: {report}");
     assert!(report.contains("child of a fork()"), "report: {report}");
+}
+
+/// The deferred poll borrows the clock-event device for its one-shot: a sleeper's
+/// timer on a stopped (tickless) device must still fire after the poll ends. A
+/// watchdog thread that sees no progress for half a second stops the spinner, which
+/// lets the idle CPU honour the timer, and the test fails on that rescue.
+#[test]
+fn a_sleepers_timer_survives_the_deferred_poll() {
+    let _l = support::runtime_lock();
+    let rt = support::full(Duration::from_millis(1));
+    const ROUNDS: u64 = 40;
+    let progress = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let rescued = Arc::new(AtomicBool::new(false));
+    let (p, s, r) = (progress.clone(), stop.clone(), rescued.clone());
+    let watchdog = std::thread::spawn(move || {
+        let (mut last, mut since) = (0, Instant::now());
+        while p.load(Relaxed) < ROUNDS {
+            std::thread::sleep(Duration::from_millis(10));
+            let now = p.load(Relaxed);
+            if now != last {
+                (last, since) = (now, Instant::now());
+            } else if since.elapsed() > Duration::from_millis(500) && !s.load(Relaxed) {
+                r.store(true, Relaxed);
+                s.store(true, Relaxed);
+            }
+        }
+    });
+    let (p, s) = (progress.clone(), stop.clone());
+    let slept = rt.block_on(move || {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sock.local_addr().unwrap();
+        let s2 = s.clone();
+        let spinner = thread::spawn(move || {
+            while !s2.load(Relaxed) {
+                std::hint::spin_loop();
+            }
+        });
+        let reader = Builder::new()
+            .priority(Priority::new(50))
+            .spawn(move || {
+                for _ in 0..ROUNDS {
+                    sock.recv(&mut [0; 8]).unwrap();
+                }
+            })
+            .unwrap();
+        // One datagram a millisecond into each sleep.
+        let p2 = p.clone();
+        let sender = std::thread::spawn(move || {
+            let out = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            for i in 0..ROUNDS {
+                while p2.load(Relaxed) < i {
+                    std::thread::yield_now();
+                }
+                std::thread::sleep(Duration::from_millis(1));
+                out.send_to(&i.to_le_bytes(), addr).unwrap();
+            }
+        });
+        let mut slept = Vec::new();
+        for _ in 0..ROUNDS {
+            let t = Instant::now();
+            thread::sleep(Duration::from_millis(5));
+            slept.push(t.elapsed());
+            p.fetch_add(1, Relaxed);
+        }
+        reader.join().unwrap();
+        sender.join().unwrap();
+        s.store(true, Relaxed);
+        spinner.join().unwrap();
+        slept
+    });
+    watchdog.join().unwrap();
+    let stats = rt.stats();
+    assert!(
+        !rescued.load(Relaxed),
+        "a sleeper's timer was lost: {stats:?}"
+    );
+    assert!(stats.net_softirq_passes > 0, "{stats:?}");
+    assert!(slept.iter().all(|d| *d >= Duration::from_millis(5)));
 }

@@ -423,7 +423,8 @@ fn tick_work(cpu: &Cpu, uctx: *mut libc::ucontext_t, raw: u32) -> bool {
 /// the device keeps reliably. (A round-robin slice can wait for the next tick.)
 /// ASYNC-SIGNAL-SAFE.
 fn retry_soon_if_urgent(cpu: &Cpu) {
-    let urgent = cpu.next_timer.load(Ordering::Relaxed) <= cpu.now_ns() || cpu.net.softirq_wanted();
+    let urgent = cpu.next_timer.load(Ordering::Relaxed) <= cpu.now_ns()
+        || cpu.net.softirq_wanted(cpu.now_ns());
     if urgent && cpu.config.tick > MIN_RETRY {
         tick::oneshot_then_periodic(MIN_RETRY, cpu.config.tick);
     }

@@ -405,8 +405,8 @@ impl Cpu {
     pub(crate) fn switch_wanted(&self) -> bool {
         self.contender.load(Ordering::Relaxed)
             || !self.wake_list.is_empty_relaxed()
-            || self.net.softirq_wanted()
             || self.next_timer.load(Ordering::Relaxed) <= self.now_ns()
+            || self.net.softirq_wanted(self.now_ns())
     }
 
     /// Whether the carrier waits in its idle loop (or is about to).
@@ -424,13 +424,22 @@ impl Cpu {
         }
     }
 
+    /// The earliest deadline the clock-event device must serve: the timer wheel's next
+    /// expiry or the epoll device's next deferred poll. ASYNC-SIGNAL-SAFE.
+    #[inline]
+    pub(crate) fn next_event(&self) -> u64 {
+        self.next_timer
+            .load(Ordering::Relaxed)
+            .min(self.net.poll_due())
+    }
+
     /// Tickless full: called by the handler when nothing else can run. Stops the
     /// periodic tick — keeping a one-shot for the next timer, if one is pending further
     /// than a period away; a nearer one gets its own one-shot and the tick keeps going —
     /// then re-checks the wake list against remote wakers (the other half is in `kick`).
     /// ASYNC-SIGNAL-SAFE.
     pub(crate) fn stop_tick_if_alone(&self) {
-        let next = self.next_timer.load(Ordering::Relaxed);
+        let next = self.next_event();
         if next == u64::MAX {
             tick::stop();
         } else {
@@ -459,7 +468,7 @@ impl Cpu {
     /// the next tick gets a one-shot of its own (the device fires at whichever comes
     /// first, as an hrtimer would). ASYNC-SIGNAL-SAFE.
     pub(crate) fn arm_timer_before_next_tick(&self) {
-        let next = self.next_timer.load(Ordering::Relaxed);
+        let next = self.next_event();
         if next == u64::MAX {
             return;
         }
@@ -476,6 +485,16 @@ impl Cpu {
             && tick::is_stopped()
             && let Some(next) = l.timers.next_deadline()
         {
+            self.arm_timer(next);
+        }
+    }
+
+    /// A stopped device (tickless full) whose one-shot served something else — the epoll
+    /// device's deferred poll — is programmed again for the earliest event left.
+    /// Carrier only.
+    pub(crate) fn rearm_stopped_tick(&self) {
+        let next = self.next_event();
+        if self.config.ticks() && tick::is_stopped() && next != u64::MAX {
             self.arm_timer(next);
         }
     }
@@ -529,7 +548,7 @@ impl Cpu {
     /// when the handler could preempt for it. Bounded by [`MAX_TIMER_ADVANCE_NS`].
     /// ASYNC-SIGNAL-SAFE.
     pub(crate) fn await_imminent_timer(&self) {
-        let next = self.next_timer.load(Ordering::Relaxed);
+        let next = self.next_event();
         if next == u64::MAX {
             return;
         }
@@ -1167,6 +1186,7 @@ fn idle_loop(cpu: &Cpu) {
                 .map(|d| Duration::from_nanos(d.saturating_sub(cpu.now_ns())))
         };
         bump(&cpu.stats.idle_waits);
+        net::idle_enter(cpu);
         // Tickless idle: no ticks while there is nothing to preempt.
         if cpu.config.ticks() {
             tick::stop();

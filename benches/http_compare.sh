@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# HTTP/1.1 keep-alive hello: examples/http_hello.rs (preempt, Model::Full) against the
+# same server on tokio's current-thread runtime (benches/http/tokio_hello.rs), driven by
+# wrk. Server on CPU 0, wrk on CPU 1, in one run:
+#   * requests/s and p99 latency for `/` alone (wrk -t1 -c50);
+#   * p99 of `/` while a second wrk connection hammers `/spin` (5 ms of CPU per request);
+# for preempt at the default 1 ms tick and at a 100 µs tick. All threads at the default
+# priority.
+#
+#   bash benches/http_compare.sh            # 5 s per measurement (DURATION=10 for longer)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${DURATION:-5}"
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+cargo build --release --quiet --example http_hello --example tokio_hello
+BIN=target/release/examples
+
+server_pid=""
+stop_server() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true; server_pid=""; }
+trap stop_server EXIT
+
+start() { # port, command...
+  local port=$1; shift
+  taskset -c 0 "$@" --addr "127.0.0.1:$port" 2>/dev/null &
+  server_pid=$!
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return; sleep 0.05; done
+  echo "server on $port did not start" >&2; exit 1
+}
+
+# wrk's figures: requests/s and p99 in µs.
+measure() { # url [hammer-url]
+  local out hpid=""
+  if [ $# -gt 1 ]; then
+    taskset -c 1 wrk -t1 -c1 -d"$((DURATION + 2))s" "$2" >/dev/null 2>&1 & hpid=$!
+    sleep 0.5
+  fi
+  out=$(taskset -c 1 wrk -t1 -c50 -d"${DURATION}s" --latency "$1")
+  [ -n "$hpid" ] && wait "$hpid"
+  local rps p99
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); print v} else if (v ~ /ms$/) {sub(/ms/,"",v); print v*1000} else if (v ~ /s$/) {sub(/s/,"",v); print v*1000000}}' <<<"$out")
+  echo "$rps $p99"
+}
+
+row() { # name port command...
+  local name=$1 port=$2; shift 2
+  start "$port" "$@"
+  read -r rps p99 < <(measure "http://127.0.0.1:$port/")
+  read -r _ p99s < <(measure "http://127.0.0.1:$port/" "http://127.0.0.1:$port/spin")
+  stop_server
+  printf '%-28s %12.0f %12.0f %16.0f\n' "$name" "$rps" "$p99" "$p99s" | tee -a "$RESULTS"
+}
+
+RESULTS=$(mktemp)
+printf '%-28s %12s %12s %16s\n' "server" "req/s (/)" "p99 µs (/)" "p99 µs (/ + spin)"
+row "tokio current_thread" 18081 "$BIN/tokio_hello"
+row "preempt Full, 1 ms tick" 18082 "$BIN/http_hello" --model full --tick-us 1000
+row "preempt Full, 100 us tick" 18083 "$BIN/http_hello" --model full --tick-us 100
+awk 'NR==1 {rps=$(NF-2); p99s=$NF} NR>1 {printf "ratio vs tokio, %-14s req/s %.2fx, p99 under /spin %.1fx better\n", $2" "$3" "$4" "$5, $(NF-2)/rps, p99s/$NF}' "$RESULTS"
+rm -f "$RESULTS"

@@ -128,7 +128,10 @@ impl Builder {
     /// masked and hands the polling to the CPU's `ksoftirqd` thread at
     /// `Priority::DEFAULT`, so a flood of I/O costs throughput, not control. `false`
     /// gives the pre-NAPI behaviour for comparison: every pass polls until the device
-    /// is empty, above every thread, and the interrupt is unmasked at once.
+    /// is empty, above every thread, the interrupt is unmasked at once, and a thread the
+    /// device wakes runs above every priority until it blocks again (its handling of the
+    /// input is receive processing, which ran in interrupt context before NAPI). Under a
+    /// flood that is receive livelock: see `examples/flood.rs`.
     pub fn napi(mut self, on: bool) -> Self {
         self.napi = on;
         self

@@ -93,6 +93,10 @@ pub(crate) struct SchedEntity {
     pub(crate) blocked_on: *const crate::sync::RawMutexState,
     pub(crate) waiter: *mut crate::sync::MutexWaiter,
     pub(crate) pi_held: *const crate::sync::RawMutexState,
+    /// While the task runs at [`Priority::IRQ`] (woken by the epoll device without NAPI):
+    /// the priority it returns to when it blocks. Priority inheritance updates this
+    /// instead of `prio` meanwhile.
+    pub(crate) irq_saved: Option<Priority>,
 }
 
 /// A green thread.
@@ -159,6 +163,7 @@ impl Task {
                 blocked_on: std::ptr::null(),
                 waiter: std::ptr::null_mut(),
                 pi_held: std::ptr::null(),
+                irq_saved: None,
             }),
             held_mutexes: std::cell::Cell::new(0),
             locals: UnsafeCell::new(Vec::new()),

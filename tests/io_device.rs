@@ -275,3 +275,57 @@ fn a_sleepers_timer_survives_the_deferred_poll() {
     assert!(stats.net_softirq_passes > 0, "{stats:?}");
     assert!(slept.iter().all(|d| *d >= Duration::from_millis(5)));
 }
+
+/// Whether a priority-59 thread the device wakes runs while a priority-60 thread
+/// spins for up to `spin`.
+fn device_woken_reader_beats_a_higher_spinner(napi: bool, spin: Duration) -> bool {
+    // SAFETY: the green threads share only atomics and sockets.
+    let rt = unsafe { preempt::Runtime::builder().preemptive(preempt::Model::Full) }
+        .napi(napi)
+        .build()
+        .unwrap();
+    rt.block_on(move || {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sock.local_addr().unwrap();
+        let reader_ran = Arc::new(AtomicBool::new(false));
+        let r = reader_ran.clone();
+        // It outranks this thread: it runs at once and blocks in recv.
+        let reader = Builder::new()
+            .priority(Priority::new(59))
+            .spawn(move || {
+                sock.recv(&mut [0; 8]).unwrap();
+                r.store(true, Relaxed);
+            })
+            .unwrap();
+        let spinner = Builder::new()
+            .priority(Priority::new(60))
+            .spawn(move || {
+                let out = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                let start = Instant::now();
+                out.send_to(b"ping", addr).unwrap();
+                while !reader_ran.load(Relaxed) && start.elapsed() < spin {
+                    std::hint::spin_loop();
+                }
+                reader_ran.load(Relaxed)
+            })
+            .unwrap();
+        let seen = spinner.join().unwrap();
+        reader.join().unwrap();
+        seen
+    })
+}
+
+/// Without NAPI the device's work is interrupt work: a thread the device wakes runs
+/// above every priority until it blocks again. With NAPI it keeps its own.
+#[test]
+fn without_napi_a_device_woken_thread_runs_at_interrupt_level() {
+    let _l = support::runtime_lock();
+    assert!(
+        device_woken_reader_beats_a_higher_spinner(false, Duration::from_secs(2)),
+        "without NAPI the woken priority-59 reader did not preempt the priority-60 spinner"
+    );
+    assert!(
+        !device_woken_reader_beats_a_higher_spinner(true, Duration::from_millis(20)),
+        "with NAPI a priority-59 reader ran while a priority-60 thread was runnable"
+    );
+}

@@ -24,9 +24,12 @@
 //! A pass that ends with work left keeps the interrupt masked and hands the polling to
 //! the CPU's `ksoftirqd`, a green thread at `Priority::DEFAULT`: under a flood the device
 //! costs throughput at the default priority, and every higher-priority thread keeps
-//! running. `Builder::napi(false)` turns this off — every pass polls until the instance
-//! is empty, and the interrupt is unmasked at once — the pre-NAPI kernel, for
-//! comparison (`examples/flood.rs`).
+//! running. `Builder::napi(false)` turns this off for comparison (`examples/flood.rs`):
+//! the pre-NAPI kernel, where receive processing ran in interrupt context, unbudgeted.
+//! Every pass polls until the instance is empty, the interrupt is unmasked at once, and
+//! a thread a pass wakes runs at interrupt level (`Priority::IRQ`, above every thread)
+//! until it blocks again — its processing of the input is the receive processing.
+//! Under a flood that never lets it block, nothing else runs: receive livelock.
 //!
 //! **Deferred interrupts** (the kernel's `napi_defer_hard_irqs` with its hrtimer):
 //! on a busy CPU an interrupt per batch of events costs more than the events — a
@@ -273,7 +276,7 @@ pub(crate) unsafe fn net_rx_action(cpu: &Cpu, ctx: Ctx) -> bool {
         bump(&dev.stats.handoffs);
         // SAFETY: carrier, preemption disabled.
         if let Some(k) = unsafe { &*dev.ksoftirqd.get() } {
-            wake(k.clone(), ctx);
+            wake(k.clone(), ctx, false);
         } else {
             // No ksoftirqd (none registered yet): poll again at the next switch.
             dev.handed_off.store(false, Ordering::Relaxed);
@@ -326,20 +329,21 @@ pub(crate) unsafe fn dispatch(cpu: &Cpu, ev: libc::epoll_event, ctx: Ctx) {
     if e & read != 0
         && let Some(t) = io.set_ready(READ)
     {
-        wake(t, ctx);
+        wake(t, ctx, !cpu.net.napi);
     }
     if e & write != 0
         && let Some(t) = io.set_ready(WRITE)
     {
-        wake(t, ctx);
+        wake(t, ctx, !cpu.net.napi);
     }
 }
 
-fn wake(t: Arc<crate::task::Task>, ctx: Ctx) {
+/// Wakes `t`; with `irq` (no NAPI) its work until it blocks is interrupt work.
+fn wake(t: Arc<crate::task::Task>, ctx: Ctx, irq: bool) {
     match ctx {
         // SAFETY: the softirq's contract: the carrier, preemption disabled, no local
         // reference held.
-        Ctx::Scheduler => unsafe { sched::wake_up_in_scheduler(&t) },
+        Ctx::Scheduler => unsafe { sched::wake_up_in_scheduler(&t, irq) },
         Ctx::Thread => sched::wake_up(&t),
     }
 }

@@ -718,12 +718,13 @@ pub(crate) fn wake_up(t: &Arc<Task>) {
 
 /// Wakes `t`, a task of the calling carrier, from inside the scheduler (the epoll
 /// device's softirq): it is only queued — the pick that follows sees it — with no
-/// `NEED_RESCHED` for the task being switched out.
+/// `NEED_RESCHED` for the task being switched out. With `irq` it runs at
+/// [`Priority::IRQ`] until it next blocks (the device without NAPI).
 ///
 /// # Safety
 /// The carrier of `t`'s CPU, preemption disabled, no reference into its local state
 /// held.
-pub(crate) unsafe fn wake_up_in_scheduler(t: &Arc<Task>) {
+pub(crate) unsafe fn wake_up_in_scheduler(t: &Arc<Task>, irq: bool) {
     if !wake_cas(t) {
         return;
     }
@@ -731,6 +732,12 @@ pub(crate) unsafe fn wake_up_in_scheduler(t: &Arc<Task>) {
     // SAFETY: per the contract; `l` dies at the end of this block.
     unsafe {
         let l = cpu.local();
+        if irq {
+            // Off every queue (it was blocked), so its level may change in place.
+            let se = t.se();
+            se.irq_saved.get_or_insert(se.prio);
+            se.prio = Priority::IRQ;
+        }
         cpu.enqueue_task(l, Arc::as_ptr(t));
         l.trace.record(cpu, Event::Wakeup(t.id.as_u64().get()));
     }
@@ -749,6 +756,11 @@ pub(crate) unsafe fn set_effective_prio(t: *const Task, prio: Priority) {
         let cpu = &*(*t).cpu;
         let l = cpu.local();
         let se = (*t).se();
+        if let Some(saved) = &mut se.irq_saved {
+            // At interrupt level until it blocks; it returns to `prio` then.
+            *saved = prio;
+            return;
+        }
         if se.prio == prio {
             return;
         }
@@ -817,6 +829,13 @@ unsafe fn schedule_as(cpu: &Cpu, involuntary: bool) {
         if state == RUNNING {
             // SAFETY: as above; the running task is never on the queue.
             unsafe { l.rq.enqueue(prev) };
+        } else {
+            // SAFETY: as above.
+            let se = unsafe { (*prev).se() };
+            if let Some(p) = se.irq_saved.take() {
+                // Blocked: its interrupt-level run is over.
+                se.prio = p;
+            }
         }
         // SAFETY: carrier, preemption disabled.
         let next = unsafe { l.rq.pick_next() }.unwrap_or(ptr::null());

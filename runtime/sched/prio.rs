@@ -12,8 +12,13 @@ impl Priority {
     pub const DEFAULT: Priority = Priority(0);
     /// The highest real-time priority: 99.
     pub const MAX: Priority = Priority(99);
-    /// Number of distinct priorities (0..=99).
-    pub(crate) const LEVELS: usize = 100;
+    /// Interrupt level, above every thread's priority: a thread woken by the epoll
+    /// device under `Builder::napi(false)` runs at it until it blocks again, as receive
+    /// processing ran in interrupt context before NAPI (`io::device`). Never a
+    /// thread's base priority.
+    pub(crate) const IRQ: Priority = Priority(100);
+    /// Number of run-queue levels: the priorities 0..=99 and [`Priority::IRQ`].
+    pub(crate) const LEVELS: usize = 101;
 
     /// Priority `p`: 0 is the normal class, 1..=99 real-time.
     ///
@@ -29,7 +34,7 @@ impl Priority {
 
     /// Priority `p`, or `None` if `p > 99`.
     pub const fn try_new(p: u8) -> Option<Priority> {
-        if p as usize >= Self::LEVELS {
+        if p > Self::MAX.0 {
             None
         } else {
             Some(Priority(p))

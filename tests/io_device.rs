@@ -329,3 +329,54 @@ fn without_napi_a_device_woken_thread_runs_at_interrupt_level() {
         "with NAPI a priority-59 reader ran while a priority-60 thread was runnable"
     );
 }
+
+/// The device's `ksoftirqd` is started once per CPU, however the first registrations
+/// interleave: threads that register their first sockets at once, preempted by a fast
+/// tick, must not start a second one — shutdown would never stop it.
+#[test]
+fn ksoftirqd_is_started_once_when_first_registrations_race() {
+    const READERS: u64 = 8;
+    let _l = support::runtime_lock();
+    for round in 0..40 {
+        // SAFETY: the green threads share only sockets.
+        let rt = unsafe { preempt::Runtime::builder().preemptive(preempt::Model::Full) }
+            .tick(Duration::from_micros(50))
+            .shutdown_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        rt.block_on(|| {
+            let readers: Vec<_> = (0..READERS)
+                .map(|_| {
+                    thread::spawn(|| {
+                        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+                        sock.set_read_timeout(Some(Duration::from_millis(1)))
+                            .unwrap();
+                        // Registers the socket (starting `ksoftirqd` if there is none),
+                        // then times out.
+                        let e = sock.recv(&mut [0; 8]).unwrap_err();
+                        assert!(
+                            matches!(
+                                e.kind(),
+                                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                            ),
+                            "{e}"
+                        );
+                    })
+                })
+                .collect();
+            for r in readers {
+                r.join().unwrap();
+            }
+        });
+        let stats = rt.stats();
+        // `block_on`'s thread, the readers and one ksoftirqd.
+        if stats.spawned != READERS + 2 {
+            // Dropping it would wait for the extra ksoftirqd, then abort.
+            std::mem::forget(rt);
+            panic!(
+                "round {round}: {} threads spawned: {stats:?}",
+                stats.spawned
+            );
+        }
+    }
+}

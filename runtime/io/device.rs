@@ -96,6 +96,10 @@ pub(crate) struct NetDevice {
     graveyard_nonempty: AtomicBool,
     events: UnsafeCell<[libc::epoll_event; BATCH]>,
     ksoftirqd: UnsafeCell<Option<Arc<crate::task::Task>>>,
+    /// `ksoftirqd` has been (or is being) started: claimed by the first registration,
+    /// so registrations that race (preempted between the claim and the spawn) start
+    /// one, not one each.
+    ksoftirqd_claimed: AtomicBool,
     pub(crate) stats: NetStats,
 }
 
@@ -143,6 +147,7 @@ impl NetDevice {
             graveyard_nonempty: AtomicBool::new(false),
             events: UnsafeCell::new([libc::epoll_event { events: 0, u64: 0 }; BATCH]),
             ksoftirqd: UnsafeCell::new(None),
+            ksoftirqd_claimed: AtomicBool::new(false),
             stats: NetStats::default(),
         })
     }
@@ -351,21 +356,30 @@ fn wake(t: Arc<crate::task::Task>, ctx: Ctx, irq: bool) {
 /// Starts the CPU's `ksoftirqd` if it has none. Called by the first registration on the
 /// CPU, from one of its green threads.
 pub(crate) fn ensure_ksoftirqd(cpu: &Arc<Cpu>) -> io::Result<()> {
+    let dev = &cpu.net;
+    if dev.ksoftirqd_claimed.load(Ordering::Acquire)
+        || dev.ksoftirqd_claimed.swap(true, Ordering::AcqRel)
     {
-        let _p = preempt::disable();
-        // SAFETY: carrier, preemption disabled.
-        if unsafe { &*cpu.net.ksoftirqd.get() }.is_some() {
-            return Ok(());
-        }
+        return Ok(());
     }
+    // Until the task is recorded below, a pass that runs out of budget finds no
+    // `ksoftirqd` and leaves the polling to the scheduler (`net_rx_action`).
     let c = cpu.clone();
-    let h = crate::thread::Builder::new()
+    let spawned = crate::thread::Builder::new()
         .name(format!("ksoftirqd/{}", cpu.id))
-        .spawn_on(cpu, move || ksoftirqd(&c))?;
+        .spawn_on(cpu, move || ksoftirqd(&c));
+    let h = match spawned {
+        Ok(h) => h,
+        Err(e) => {
+            // The next registration tries again.
+            dev.ksoftirqd_claimed.store(false, Ordering::Release);
+            return Err(e);
+        }
+    };
     cpu.daemons.fetch_add(1, Ordering::SeqCst);
     let _p = preempt::disable();
-    // SAFETY: as above.
-    unsafe { *cpu.net.ksoftirqd.get() = Some(h.thread().task.clone()) };
+    // SAFETY: carrier, preemption disabled.
+    unsafe { *dev.ksoftirqd.get() = Some(h.thread().task.clone()) };
     Ok(())
 }
 

@@ -63,6 +63,7 @@ pub struct Builder {
     /// Set by the `unsafe` [`Builder::preemptive`]: the caller accepted its contract.
     preemptive_ack: bool,
     napi: bool,
+    fair: bool,
 }
 
 /// The shortest tick the timer interrupt can keep on this class of machine.
@@ -81,6 +82,7 @@ impl Default for Builder {
             shutdown_timeout: Duration::from_secs(10),
             preemptive_ack: false,
             napi: true,
+            fair: true,
         }
     }
 }
@@ -134,6 +136,19 @@ impl Builder {
     /// flood that is receive livelock: see `examples/flood.rs`.
     pub fn napi(mut self, on: bool) -> Self {
         self.napi = on;
+        self
+    }
+
+    /// The fair class for threads at [`Priority::DEFAULT`](crate::Priority::DEFAULT)
+    /// (default on): EEVDF-style virtual time weighted by nice values
+    /// ([`thread::Builder::nice`](crate::thread::Builder::nice)), slices of a few
+    /// milliseconds whatever the tick, and a thread woken after sleeping preempts a CPU
+    /// hog at once under the preemptive models (see the `sched` docs in the README).
+    /// `false` gives plain round-robin at priority 0, every tick a switch, for
+    /// comparison. Real-time priorities are FIFO with round-robin among equals either
+    /// way.
+    pub fn fair(mut self, on: bool) -> Self {
+        self.fair = on;
         self
     }
 
@@ -249,6 +264,7 @@ impl Builder {
                 model,
                 tick: self.tick,
                 napi: self.napi,
+                fair: self.fair,
             },
             &chip,
         )?;

@@ -40,6 +40,7 @@ use crate::stack::Stack;
 use std::cell::UnsafeCell;
 use std::num::NonZeroU64;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI8, AtomicI64, AtomicU64};
 
 /// A green thread's unique identifier, never reused within a process.
 ///
@@ -97,6 +98,24 @@ pub(crate) struct SchedEntity {
     /// the priority it returns to when it blocks. Priority inheritance updates this
     /// instead of `prio` meanwhile.
     pub(crate) irq_saved: Option<Priority>,
+    /// The fair class's view of the task (`sched::normal`).
+    pub(crate) fair: crate::sched::FairEntity,
+    /// When it was last queued and last started running (CPU clock ns), for its stats.
+    pub(crate) queued_at: u64,
+    pub(crate) ran_at: u64,
+}
+
+/// A task's scheduling statistics: written by its CPU's carrier (plain stores of its
+/// own values), readable from anywhere.
+/// (Plain `std` atomics: statistics, in no protocol that `loom` checks.)
+#[derive(Default)]
+pub(crate) struct TaskStats {
+    pub(crate) runtime_ns: AtomicU64,
+    pub(crate) wait_ns: AtomicU64,
+    pub(crate) voluntary: AtomicU64,
+    pub(crate) involuntary: AtomicU64,
+    pub(crate) lag_ns: AtomicI64,
+    pub(crate) nice: AtomicI8,
 }
 
 /// A green thread.
@@ -116,6 +135,7 @@ pub(crate) struct Task {
     /// The wake list's link.
     pub(crate) wake_next: AtomicPtr<Task>,
     pub(crate) se: UnsafeCell<SchedEntity>,
+    pub(crate) stats: TaskStats,
     /// Task-local values; touched only by the task itself (`thread::local`).
     pub(crate) locals: UnsafeCell<crate::thread::local::Locals>,
     /// Mutexes this task holds: locked minus unlocked, changed only by the task itself
@@ -138,6 +158,7 @@ impl Task {
         name: Option<Box<str>>,
         cpu: Arc<Cpu>,
         prio: Priority,
+        nice: i8,
         ctx: Context,
         stack: Stack,
     ) -> Task {
@@ -164,7 +185,14 @@ impl Task {
                 waiter: std::ptr::null_mut(),
                 pi_held: std::ptr::null(),
                 irq_saved: None,
+                fair: crate::sched::FairEntity::new(nice),
+                queued_at: 0,
+                ran_at: 0,
             }),
+            stats: TaskStats {
+                nice: AtomicI8::new(nice),
+                ..TaskStats::default()
+            },
             held_mutexes: std::cell::Cell::new(0),
             locals: UnsafeCell::new(Vec::new()),
         }

@@ -17,9 +17,50 @@ use crate::sched::Cpu;
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Event {
     Spawn(u64, u8),
-    Switch { prev: u64, next: u64 },
+    Switch {
+        prev: u64,
+        next: u64,
+        class: Class,
+        reason: Reason,
+    },
     Wakeup(u64),
     Exit(u64),
+}
+
+/// The scheduling class of the thread switched to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Class {
+    Idle,
+    /// Priority 0: the fair class (or round-robin).
+    Normal,
+    RealTime,
+    /// `Priority::IRQ`: woken by the device without NAPI.
+    Interrupt,
+}
+
+/// Why the previous thread stopped running.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Reason {
+    /// The timer interrupt, a wakeup or the end of a slice preempted it.
+    Preempt,
+    Yield,
+    Block,
+    Exit,
+    /// The CPU was idle.
+    Idle,
+}
+
+/// The class of `t` (null: the idle loop).
+pub(crate) fn class_of(t: *const crate::task::Task) -> Class {
+    if t.is_null() {
+        return Class::Idle;
+    }
+    // SAFETY: callers pass a live task of the calling carrier, preemption disabled.
+    match unsafe { (*t).se().prio } {
+        crate::Priority::DEFAULT => Class::Normal,
+        p if p > crate::Priority::MAX => Class::Interrupt,
+        _ => Class::RealTime,
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -100,8 +141,13 @@ impl Ring {
                 Event::Spawn(id, prio) => {
                     tracing::trace!(target: "preempt::sched", cpu = cpu_id, ts_ns, id, prio, "spawn")
                 }
-                Event::Switch { prev, next } => {
-                    tracing::trace!(target: "preempt::sched", cpu = cpu_id, ts_ns, prev, next, "switch")
+                Event::Switch {
+                    prev,
+                    next,
+                    class,
+                    reason,
+                } => {
+                    tracing::trace!(target: "preempt::sched", cpu = cpu_id, ts_ns, prev, next, class = ?class, reason = ?reason, "switch")
                 }
                 Event::Wakeup(id) => {
                     tracing::trace!(target: "preempt::sched", cpu = cpu_id, ts_ns, id, "wakeup")

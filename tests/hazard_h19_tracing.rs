@@ -44,8 +44,10 @@ fn events_keep_their_parent_spans_under_preemption() {
         tracing::subscriber::set_global_default(fmt).unwrap(); // the hazard itself
     }
     // SAFETY: the threads use thread-locals only through the wrapped subscriber.
+    // Round-robin at priority 0: a switch at every tick, the most preemptions.
     let rt = unsafe { Runtime::builder().preemptive(Model::Full) }
         .tick(Duration::from_micros(100))
+        .fair(false)
         .build()
         .unwrap();
     rt.block_on(|| {

@@ -19,8 +19,10 @@ static GLOBAL: NoPreempt<System> = NoPreempt(System);
 fn sixty_four_threads_allocate_under_a_fast_tick() {
     let _l = support::runtime_lock();
     // SAFETY: the threads share only atomics; the allocator is wrapped.
+    // Round-robin at priority 0: every tick switches, the densest preemption.
     let rt = unsafe { Runtime::builder().preemptive(Model::Full) }
         .tick(Duration::from_micros(100))
+        .fair(false)
         .build()
         .unwrap();
     let progress = Arc::new(AtomicU64::new(0));

@@ -40,7 +40,8 @@ fn window() {
 #[test]
 fn each_green_thread_sees_only_its_own_task_local() {
     let _l = support::runtime_lock();
-    let rt = support::full(Duration::from_micros(100));
+    // Round-robin at priority 0: every tick switches, the densest preemption.
+    let rt = support::full_rr(Duration::from_micros(100));
     let counts = rt.block_on(|| {
         let hs: Vec<_> = (0..THREADS)
             .map(|_| {
@@ -69,7 +70,8 @@ fn each_green_thread_sees_only_its_own_task_local() {
 #[test]
 fn per_cpu_data_under_disable_loses_no_update() {
     let _l = support::runtime_lock();
-    let rt = support::full(Duration::from_micros(100));
+    // Round-robin at priority 0: every tick tries to switch, inside sections too.
+    let rt = support::full_rr(Duration::from_micros(100));
     let total = rt.block_on(|| {
         PER_CPU.with(|c| c.set(0));
         let hs: Vec<_> = (0..THREADS)

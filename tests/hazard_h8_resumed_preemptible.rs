@@ -4,18 +4,16 @@
 
 mod support;
 
-use preempt::{Model, Runtime, thread};
+use preempt::thread;
 use std::time::{Duration, Instant};
 
 #[test]
 fn resumed_spinners_are_preempted_again_within_two_ticks() {
     let _l = support::runtime_lock();
     let tick = Duration::from_millis(1);
-    // SAFETY: the threads share nothing.
-    let rt = unsafe { Runtime::builder().preemptive(Model::Full) }
-        .tick(tick)
-        .build()
-        .unwrap();
+    // Round-robin at priority 0: every tick is a switch (the fair class would let each
+    // spinner finish a slice of several ticks).
+    let rt = support::full_rr(tick);
     let runs: Vec<Duration> = rt.block_on(move || {
         let hs: Vec<_> = (0..3)
             .map(|_| {

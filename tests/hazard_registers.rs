@@ -186,8 +186,10 @@ fn h6_h7_registers_and_red_zone_survive_preemption() {
         .unwrap_or(100_000);
     let _l = support::runtime_lock();
     // SAFETY: the threads touch no thread-locals.
+    // Round-robin at priority 0: every tick switches, the densest preemption.
     let rt = unsafe { Runtime::builder().preemptive(Model::Full) }
         .tick(preempt::MIN_TICK)
+        .fair(false)
         .build()
         .unwrap();
     let start = Instant::now();

@@ -16,7 +16,8 @@ fn h9_h12_minimum_stacks_survive_preemption_and_the_vdso() {
     let min = preempt::min_stack_size();
     // The minimum leaves room for the kernel's signal frame on this CPU.
     assert!(min >= 16 << 10, "minimum {min}");
-    let rt = support::full(preempt::MIN_TICK);
+    // Round-robin at priority 0: every tick preempts, the most signal frames.
+    let rt = support::full_rr(preempt::MIN_TICK);
     let clock_reads = rt.block_on(move || {
         let hs: Vec<_> = (0..4)
             .map(|i| {

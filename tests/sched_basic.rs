@@ -65,7 +65,8 @@ fn higher_priority_runs_first() {
 #[test]
 fn fifo_within_a_priority() {
     let _l = support::runtime_lock();
-    let rt = support::runtime();
+    // Round-robin at priority 0 (the fair class orders by virtual deadline instead).
+    let rt = support::runtime_rr();
     for prio in [Priority::DEFAULT, Priority::new(42)] {
         let order = rt.block_on(move || {
             let order = Arc::new(Mutex::new(Vec::new()));
@@ -264,7 +265,8 @@ fn drop_waits_for_detached_threads() {
 #[test]
 fn stats_count_exactly_what_happened() {
     let _l = support::runtime_lock();
-    let rt = Arc::new(support::runtime());
+    // Round-robin at priority 0, so that every yield is a switch.
+    let rt = Arc::new(support::runtime_rr());
     let r = rt.clone();
     const K: u64 = 1000;
     let (switches, spawned, exited, local_wakeups) = rt.block_on(move || {

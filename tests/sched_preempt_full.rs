@@ -27,7 +27,9 @@ fn percentile(v: &mut [u64], p: f64) -> u64 {
 #[test]
 fn spinners_that_never_yield_share_the_cpu() {
     let _l = support::runtime_lock();
-    let rt = support::full(Duration::from_millis(1));
+    // Round-robin at priority 0: a switch at every tick (the fair class's slices are
+    // tested in `sched_fair`).
+    let rt = support::full_rr(Duration::from_millis(1));
     assert_eq!(rt.model(), Model::Full);
     let (a, b) = rt.block_on(|| {
         let stop = Arc::new(AtomicBool::new(false));

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 #[test]
 fn mutual_exclusion_under_full_preemption() {
     let _l = support::runtime_lock();
-    let rt = support::full(Duration::from_micros(100));
+    // Round-robin at priority 0: every 100 µs tick switches, inside critical sections
+    // too (the fair class's slices would let most threads finish uninterrupted).
+    let rt = support::full_rr(Duration::from_micros(100));
     let m = Arc::new(Mutex::new(0u64));
     let m2 = m.clone();
     rt.block_on(move || {

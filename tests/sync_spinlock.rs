@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 #[test]
 fn h14_holders_are_never_preempted_and_updates_are_exact() {
     let _l = support::runtime_lock();
-    let rt = support::full(Duration::from_micros(100));
+    // Round-robin at priority 0: every tick tries to switch, inside sections too.
+    let rt = support::full_rr(Duration::from_micros(100));
     const THREADS: u64 = 8;
     const ITERS: u64 = 20_000;
     let lock = Arc::new(SpinLock::new(0u64));

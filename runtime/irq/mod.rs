@@ -377,6 +377,12 @@ fn tick_work(cpu: &Cpu, uctx: *mut libc::ucontext_t, raw: u32) -> bool {
         cpu.await_imminent_timer();
     }
     if !cpu.switch_wanted() {
+        if cpu.has_contender() {
+            // A fair-class peer waits for the running thread's slice to end: the tick
+            // keeps going, and an end before the next tick gets a one-shot.
+            cpu.arm_timer_before_next_tick();
+            return false;
+        }
         // Nothing else to run and no timer due: the tick costs nothing more, and with no
         // timer pending at all it stops (tickless full). A timer due before the next
         // tick (this one came early: `setitimer` counts microseconds) gets a one-shot of

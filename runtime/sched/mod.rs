@@ -97,12 +97,13 @@
 //! them sees the other (Dekker). `tests/loom_wake.rs` checks both protocols.
 
 mod list;
-mod normal;
+pub(crate) mod normal;
 mod prio;
 mod rq;
 mod waiter;
 pub(crate) mod wake_list;
 
+pub(crate) use normal::FairEntity;
 pub use prio::Priority;
 pub(crate) use waiter::Waiter;
 
@@ -134,6 +135,8 @@ pub(crate) struct Config {
     pub(crate) tick: Duration,
     /// NAPI budgets for the epoll device's softirq (`io::device`).
     pub(crate) napi: bool,
+    /// The normal class is the fair class (else round-robin).
+    pub(crate) fair: bool,
 }
 
 impl Config {
@@ -190,12 +193,13 @@ pub(crate) struct Cpu {
     /// Of those, the runtime's own (`ksoftirqd`), asked to exit at shutdown.
     pub(crate) daemons: AtomicUsize,
     /// Mirrors for the timer interrupt, which must not look at `local`: how many tasks
-    /// are queued; whether one of them could take the CPU at a tick (its priority is at
-    /// least the running task's: a round-robin peer, or a higher one not yet switched
-    /// to); and the earliest timer deadline (`u64::MAX`: none). Written by the carrier
-    /// whenever the run queue, the running task or the timer heap changes.
+    /// are queued; from when one of them should take the CPU (`preempt_at`, CPU clock:
+    /// 0 now — a higher priority, or a real-time round-robin peer at the next tick —,
+    /// the end of the running fair-class thread's slice, or `u64::MAX`: none); and the
+    /// earliest timer deadline (`u64::MAX`: none). Written by the carrier whenever the
+    /// run queue, the running task or the timer heap changes.
     pub(crate) queued: AtomicUsize,
-    contender: AtomicBool,
+    preempt_at: AtomicU64,
     pub(crate) next_timer: AtomicU64,
     /// The timer advance (see [`Cpu::arm_timer`]), in ns; and when the pending one-shot
     /// for a timer deadline was programmed to fire (CPU clock, 0: none). Written by the
@@ -295,6 +299,7 @@ pub(crate) fn current_or_panic(what: &str) -> (&'static Cpu, *const Task) {
 
 impl Cpu {
     pub(crate) fn new(id: usize, config: Config, chip: &net::IrqChip) -> io::Result<Arc<Cpu>> {
+        let fair = config.fair;
         let doorbell = sys::eventfd()?;
         let epoll = sys::epoll_create()?;
         use std::os::fd::AsRawFd;
@@ -319,7 +324,7 @@ impl Cpu {
             nr_live: AtomicUsize::new(0),
             daemons: AtomicUsize::new(0),
             queued: AtomicUsize::new(0),
-            contender: AtomicBool::new(false),
+            preempt_at: AtomicU64::new(u64::MAX),
             next_timer: AtomicU64::new(u64::MAX),
             timer_advance: AtomicU64::new(0),
             oneshot_at: AtomicU64::new(0),
@@ -328,7 +333,7 @@ impl Cpu {
             stats: CpuStats::default(),
             epoch: Instant::now(),
             local: UnsafeCell::new(CpuLocal {
-                rq: RunQueue::new(),
+                rq: RunQueue::new(fair),
                 timers: TimerHeap::new(),
                 curr: ptr::null(),
                 prev: ptr::null(),
@@ -370,23 +375,45 @@ impl Cpu {
         deadline.saturating_duration_since(self.epoch).as_nanos() as u64
     }
 
-    /// Publishes the run queue's length (for the timer interrupt and the watchdog).
-    /// Called wherever the queue changes.
+    /// Publishes the run queue's length and `preempt_at` (for the timer interrupt and
+    /// the watchdog). Called wherever the queue or the running task changes.
     #[inline]
     fn publish_queued(&self, l: &CpuLocal, running: *const Task) {
         self.queued.store(l.rq.len(), Ordering::Relaxed);
         if !self.config.ticks() {
             return; // no timer interrupt to read the mirror
         }
-        let contender = !running.is_null()
+        let at = if running.is_null() {
+            u64::MAX
+        } else {
             // SAFETY: the running (or about to run) task is alive and ours.
-            && l.rq.top_prio() >= Some(unsafe { (*running).se().prio.get() } as usize);
-        self.contender.store(contender, Ordering::Relaxed);
+            let prio = unsafe { (*running).se().prio.get() } as usize;
+            match l.rq.top_prio() {
+                Some(p) if p > prio => 0,
+                Some(0) if prio == 0 => l.rq.normal.slice_end(),
+                Some(p) if p == prio => 0,
+                _ => u64::MAX,
+            }
+        };
+        self.preempt_at.store(at, Ordering::Relaxed);
         // The kernel's `sched_can_stop_tick`: the periodic tick runs only while a
         // queued thread could take the CPU at a tick. Otherwise it stays stopped (timers
         // have one-shots of their own) and the next tick stops it if it runs.
-        if contender && tick::is_stopped() {
+        if at != u64::MAX && tick::is_stopped() {
             tick::start(self.config.tick);
+        }
+    }
+
+    /// After a pick under a tick coarser than the fair class's base slice: the end of
+    /// the slice gets a one-shot, so the slice does not depend on the tick.
+    fn arm_slice_end(&self, now: u64) {
+        let at = self.preempt_at.load(Ordering::Relaxed);
+        if self.config.tick.as_nanos() as u64 > normal::BASE_SLICE
+            && at != 0
+            && at != u64::MAX
+            && at > now
+        {
+            self.arm_timer(at);
         }
     }
 
@@ -403,10 +430,17 @@ impl Cpu {
     /// Whether the timer interrupt should switch: a queued task could take the CPU, a
     /// remote wakeup waits, or a timer is due. ASYNC-SIGNAL-SAFE.
     pub(crate) fn switch_wanted(&self) -> bool {
-        self.contender.load(Ordering::Relaxed)
+        let now = self.now_ns();
+        self.preempt_at.load(Ordering::Relaxed) <= now
             || !self.wake_list.is_empty_relaxed()
-            || self.next_timer.load(Ordering::Relaxed) <= self.now_ns()
-            || self.net.softirq_wanted(self.now_ns())
+            || self.next_timer.load(Ordering::Relaxed) <= now
+            || self.net.softirq_wanted(now)
+    }
+
+    /// Whether a queued thread could take the CPU at some tick (the periodic tick runs).
+    /// ASYNC-SIGNAL-SAFE.
+    pub(crate) fn has_contender(&self) -> bool {
+        self.preempt_at.load(Ordering::Relaxed) != u64::MAX
     }
 
     /// Whether the carrier waits in its idle loop (or is about to).
@@ -425,12 +459,19 @@ impl Cpu {
     }
 
     /// The earliest deadline the clock-event device must serve: the timer wheel's next
-    /// expiry or the epoll device's next deferred poll. ASYNC-SIGNAL-SAFE.
+    /// expiry, the epoll device's next deferred poll, or the end of the running fair
+    /// thread's slice if it is still ahead (one that has passed is the tick's business,
+    /// and must not hide a timer behind it). ASYNC-SIGNAL-SAFE.
     #[inline]
     pub(crate) fn next_event(&self) -> u64 {
-        self.next_timer
+        let next = self
+            .next_timer
             .load(Ordering::Relaxed)
-            .min(self.net.poll_due())
+            .min(self.net.poll_due());
+        match self.preempt_at.load(Ordering::Relaxed) {
+            at if at < next && at > self.now_ns() => at,
+            _ => next,
+        }
     }
 
     /// Tickless full: called by the handler when nothing else can run. Stops the
@@ -573,7 +614,7 @@ impl Cpu {
             if t == l.curr || (*t).se().on_rq {
                 return false;
             }
-            l.rq.enqueue(t);
+            l.rq.enqueue(t, self.now_ns());
         }
         self.queued.store(l.rq.len(), Ordering::Relaxed);
         true
@@ -592,10 +633,17 @@ impl Cpu {
             return;
         }
         // SAFETY: both tasks are alive and ours.
-        if self.config.model >= Model::Full
+        let preempts = self.config.model >= Model::Full
             && !l.curr.is_null()
-            && unsafe { (*t).se().prio > (*l.curr).se().prio }
-        {
+            && unsafe {
+                let (p, curr) = ((*t).se().prio, (*l.curr).se().prio);
+                p > curr
+                    || p == Priority::DEFAULT
+                        && curr == Priority::DEFAULT
+                        && l.rq.normal.is_fair()
+                        && l.rq.normal.wakeup_preempts(t, self.now_ns())
+            };
+        if preempts {
             // The switch publishes the queue for the task it picks.
             preempt::set_need_resched();
         } else {
@@ -767,7 +815,7 @@ pub(crate) unsafe fn set_effective_prio(t: *const Task, prio: Priority) {
         if se.on_rq {
             l.rq.remove(t);
             se.prio = prio;
-            l.rq.enqueue(t);
+            l.rq.enqueue(t, cpu.now_ns());
         } else {
             se.prio = prio;
         }
@@ -822,13 +870,17 @@ unsafe fn schedule_as(cpu: &Cpu, involuntary: bool) {
         unsafe { net::do_softirq(cpu) };
         // SAFETY: as above.
         unsafe { cpu.pull_wakeups(l) };
+        let now = cpu.now_ns();
         let prev = l.curr;
         debug_assert!(!prev.is_null());
         // SAFETY: prev is the running task: alive and ours.
         let state = unsafe { (*prev).state.load(Ordering::SeqCst) };
-        if state == RUNNING {
+        let runnable = state == RUNNING;
+        // SAFETY: as above.
+        unsafe { l.rq.put_prev(prev, now, runnable, runnable && !involuntary) };
+        if runnable {
             // SAFETY: as above; the running task is never on the queue.
-            unsafe { l.rq.enqueue(prev) };
+            unsafe { l.rq.enqueue(prev, now) };
         } else {
             // SAFETY: as above.
             let se = unsafe { (*prev).se() };
@@ -838,21 +890,42 @@ unsafe fn schedule_as(cpu: &Cpu, involuntary: bool) {
             }
         }
         // SAFETY: carrier, preemption disabled.
-        let next = unsafe { l.rq.pick_next() }.unwrap_or(ptr::null());
+        let next = unsafe { l.rq.pick_next(now) }.unwrap_or(ptr::null());
         cpu.publish_queued(l, next);
+        cpu.arm_slice_end(now);
         if next == prev {
             return;
         }
+        let reason = if involuntary {
+            trace::Reason::Preempt
+        } else {
+            match state {
+                RUNNING => trace::Reason::Yield,
+                DEAD => trace::Reason::Exit,
+                _ => trace::Reason::Block,
+            }
+        };
         bump(if involuntary {
             &cpu.stats.switches_involuntary
         } else {
             &cpu.stats.switches_voluntary
         });
+        // SAFETY: as above.
+        let switches = unsafe {
+            if involuntary {
+                &(*prev).stats.involuntary
+            } else {
+                &(*prev).stats.voluntary
+            }
+        };
+        switches.store(switches.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         l.trace.record(
             cpu,
             Event::Switch {
                 prev: task_id(prev),
                 next: task_id(next),
+                class: trace::class_of(next),
+                reason,
             },
         );
         l.prev = prev;
@@ -1012,6 +1085,21 @@ pub(crate) fn block_current(
     preempt::enable();
 }
 
+/// Sets the current thread's nice value (the fair class's weight).
+pub(crate) fn set_nice_current(cpu: &Cpu, t: *const Task, nice: i8) {
+    preempt::disable_raw();
+    // SAFETY: carrier, preemption disabled; t is the current task, alive and ours.
+    unsafe {
+        let l = cpu.local();
+        l.rq.normal.set_nice(t, nice, cpu.now_ns());
+        (*t).stats
+            .nice
+            .store(nice, std::sync::atomic::Ordering::Relaxed);
+        cpu.publish_queued(l, t);
+    }
+    preempt::enable();
+}
+
 /// `park`: consume the token or block until `unpark` (or the deadline).
 pub(crate) fn park_current(cpu: &Cpu, t: *const Task, deadline: Option<u64>) {
     use crate::task::{PARK_EMPTY, PARK_NOTIFIED};
@@ -1063,6 +1151,7 @@ pub(crate) fn spawn_on(
     cpu: &Arc<Cpu>,
     name: Option<Box<str>>,
     prio: Priority,
+    nice: i8,
     stack_size: usize,
     make_ctx: impl FnOnce(&Stack) -> io::Result<Context>,
 ) -> io::Result<Arc<Task>> {
@@ -1070,14 +1159,17 @@ pub(crate) fn spawn_on(
     let stack = if local {
         preempt::disable_raw();
         // SAFETY: our carrier, preemption disabled; `l` dies at once.
-        let s = unsafe { cpu.local() }.stacks.get(stack_size);
+        let l = unsafe { cpu.local() };
+        let s = l.stacks.get(stack_size);
+        // Room in the run queue for every live thread, so queueing does not allocate.
+        l.rq.normal.reserve(cpu.nr_live.load(Ordering::Relaxed) + 1);
         preempt::enable_no_resched();
         s?
     } else {
         Stack::new(stack_size)?
     };
     let ctx = make_ctx(&stack)?;
-    let task = Arc::new(Task::new(name, cpu.clone(), prio, ctx, stack));
+    let task = Arc::new(Task::new(name, cpu.clone(), prio, nice, ctx, stack));
     cpu.nr_live.fetch_add(1, Ordering::Relaxed);
     let sched_ref = Arc::into_raw(task.clone());
     if local {
@@ -1142,9 +1234,11 @@ fn idle_loop(cpu: &Cpu) {
             let l = unsafe { cpu.local() };
             // SAFETY: as above.
             unsafe { cpu.pull_wakeups(l) };
+            let now = cpu.now_ns();
             // SAFETY: as above.
-            let next = unsafe { l.rq.pick_next() };
+            let next = unsafe { l.rq.pick_next(now) };
             cpu.publish_queued(l, next.unwrap_or(ptr::null()));
+            cpu.arm_slice_end(now);
             next
         };
         if let Some(next) = next {
@@ -1158,6 +1252,8 @@ fn idle_loop(cpu: &Cpu) {
                 Event::Switch {
                     prev: 0,
                     next: task_id(next),
+                    class: trace::class_of(next),
+                    reason: trace::Reason::Idle,
                 },
             );
             let from = &raw mut l.idle_ctx;

@@ -1,45 +1,598 @@
-//! The normal scheduling class (priority 0): round-robin for now.
+//! The normal scheduling class (priority 0): EEVDF-style fair scheduling, or
+//! round-robin for comparison (`Builder::fair(false)`).
 //!
-//! Kept behind this small interface — enqueue, pick, remove — because it becomes a fair
-//! class (virtual time, weights, wakeup preemption; DESIGN.md §5) without its callers
-//! changing.
+//! ## The fair class
+//!
+//! Every runnable thread of the class (queued, or running: a *member*) has a weight
+//! from its nice value (the kernel's table: nice 0 is 1024, each step ~1.25×) and a
+//! virtual runtime `v` that advances by `runtime × 1024 / weight` while it runs. The
+//! class keeps the weighted average of its members' virtual runtimes,
+//!
+//! ```text
+//!     V = Σ wᵢ·vᵢ / Σ wᵢ          lagᵢ = V − vᵢ   (> 0: owed CPU, < 0: ahead)
+//! ```
+//!
+//! as two running sums, so `V` costs a division. A member is **eligible** when its lag
+//! is not negative, and each has a **virtual deadline** `d = v + request × 1024 / w`.
+//! The pick is EEVDF's: the eligible member with the earliest deadline. Eligibility
+//! gives the shares (a thread that ran ahead waits until the others catch up); the
+//! deadline orders the eligible ones, so a thread that asks for little CPU at a time
+//! runs soon after it wakes.
+//!
+//! * **Requests.** A thread's request is what it uses per activation: twice the
+//!   exponentially averaged run time between a wakeup and the next block, within
+//!   [`MIN_REQUEST`]..=[`BASE_SLICE`]. A CPU hog, which never blocks, keeps the base
+//!   slice. The request only orders eligible threads; it changes nobody's share.
+//! * **Slices.** The running member keeps the CPU until its deadline (the kernel's
+//!   `RUN_TO_PARITY`); then its deadline moves one request further and the pick is
+//!   made again. The scheduler publishes when that happens in real time, and the
+//!   timer interrupt switches then, not at every tick — the slice is independent of the
+//!   tick: a coarse tick gets a one-shot at the slice's end.
+//! * **Wakeup preemption.** A woken thread that is eligible with an earlier deadline
+//!   than the running member preempts it at once (under `Full`/`Rt`).
+//! * **Yield.** `yield_now` gives up what the thread is owed: it moves just past the
+//!   other members' average virtual runtime, so it is not eligible until they have run
+//!   (EEVDF alone would run a yielder with the earliest deadline again at once).
+//! * **Placement.** A thread that leaves the class (blocks, exits, or is boosted into
+//!   real time) keeps its lag, within ± two base slices; it rejoins at `V − lag`, the
+//!   lag scaled by `(W + w) / W` so that it still has that lag once it has joined.
+//!   Positive lag is kept: service it was owed when it blocked. Negative lag decays
+//!   while it sleeps, as `V` advances (the kernel keeps such a thread queued until its
+//!   lag reaches zero, `DELAY_DEQUEUE`): a thread that sleeps briefly and often comes
+//!   back still ahead and not eligible, so sleeping earns no credit. A thread joining
+//!   an empty class starts at `V`; a new thread starts at `V` with half a request.
+//!
+//! Members are kept in two binary heaps with their positions stored in the tasks: the
+//! eligible ones by deadline, the others by virtual runtime. A pick moves the
+//! ineligible ones that became eligible (lowest `v` first) and then takes the earliest
+//! deadline — O(log n) each. The heaps grow only when the number of runnable threads
+//! exceeds every earlier count (the spawn path reserves room for one more), so a switch
+//! does not allocate.
+//!
+//! Everything here runs on the owning carrier with preemption disabled (invariant 3).
 
 use super::list::TaskList;
 use crate::task::Task;
+use std::ptr;
 
-pub(crate) struct NormalQueue {
-    fifo: TaskList,
+/// The slice a thread that uses the CPU continuously gets before others may run (real
+/// time, at nice 0).
+pub(crate) const BASE_SLICE: u64 = 3_000_000;
+/// The shortest request: a thread that runs for microseconds still asks for this.
+pub(crate) const MIN_REQUEST: u64 = 100_000;
+/// The weight of nice 0.
+const NICE_0: u64 = 1024;
+
+/// The kernel's `sched_prio_to_weight`: nice −20..=19 → weight.
+const WEIGHTS: [u32; 40] = [
+    88761, 71755, 56483, 46273, 36291, 29154, 23254, 18705, 14949, 11916, 9548, 7620, 6100, 4904,
+    3906, 3121, 2501, 1991, 1586, 1277, 1024, 820, 655, 526, 423, 335, 272, 215, 172, 137, 110, 87,
+    70, 56, 45, 36, 29, 23, 18, 15,
+];
+
+/// The weight of `nice` (−20..=19).
+pub(crate) fn weight_of(nice: i8) -> u32 {
+    WEIGHTS[(nice.clamp(-20, 19) + 20) as usize]
 }
 
-impl NormalQueue {
-    pub(crate) const fn new() -> NormalQueue {
-        NormalQueue {
-            fifo: TaskList::new(),
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Where {
+    Off,
+    Eligible,
+    Ineligible,
+}
+
+/// A thread's state in the fair class (in its `SchedEntity`).
+pub(crate) struct FairEntity {
+    pub(crate) nice: i8,
+    weight: u32,
+    /// Virtual runtime and virtual deadline (ns of virtual time).
+    vruntime: i64,
+    deadline: i64,
+    /// Requested run time per activation (real ns), and the averaged burst it comes from.
+    request: u64,
+    avg_burst: u64,
+    /// Run time since the last wakeup.
+    burst: u64,
+    /// Counted in the class's sums (runnable: queued or running).
+    member: bool,
+    /// Has been a member before (a new thread gets half a request first).
+    joined_before: bool,
+    /// Lag when it last left, and `V` just after it left (for the decay).
+    vlag: i64,
+    left_avg: i64,
+    /// Which heap, and where in it.
+    heap: Where,
+    idx: usize,
+    /// Tie-break among equal keys: queueing order.
+    seq: u64,
+    /// When it last started running, for `update_curr`.
+    exec_start: u64,
+}
+
+impl FairEntity {
+    pub(crate) fn new(nice: i8) -> FairEntity {
+        FairEntity {
+            nice,
+            weight: weight_of(nice),
+            vruntime: 0,
+            deadline: 0,
+            request: BASE_SLICE,
+            avg_burst: BASE_SLICE / 2,
+            burst: 0,
+            member: false,
+            joined_before: false,
+            vlag: 0,
+            left_avg: 0,
+            heap: Where::Off,
+            idx: 0,
+            seq: 0,
+            exec_start: 0,
+        }
+    }
+}
+
+/// `delta` real ns in the virtual time of a thread of weight `w`.
+fn to_virtual(delta: u64, w: u32) -> i64 {
+    (delta as u128 * NICE_0 as u128 / w as u128) as i64
+}
+
+/// `delta` virtual ns of a thread of weight `w` in real ns.
+fn to_real(delta: i64, w: u32) -> u64 {
+    (delta.max(0) as u128 * w as u128 / NICE_0 as u128) as u64
+}
+
+/// # Safety (every function below taking a `*const Task`)
+/// The task is alive, belongs to this CPU, and the caller owns the CPU's scheduler state
+/// (carrier, preemption disabled), holding no other reference to its entity.
+unsafe fn fe<'a>(t: *const Task) -> &'a mut FairEntity {
+    // SAFETY: per the module's contract.
+    unsafe { &mut (*t).se().fair }
+}
+
+/// A binary min-heap of tasks with their positions stored in the tasks.
+struct Heap {
+    tasks: Vec<*const Task>,
+    kind: Where,
+}
+
+impl Heap {
+    const fn new(kind: Where) -> Heap {
+        Heap {
+            tasks: Vec::new(),
+            kind,
         }
     }
 
+    fn key(&self, t: *const Task) -> (i64, u64) {
+        // SAFETY: tasks on our heaps are members: alive and ours.
+        let e = unsafe { fe(t) };
+        match self.kind {
+            Where::Eligible => (e.deadline, e.seq),
+            _ => (e.vruntime, e.seq),
+        }
+    }
+
+    fn top(&self) -> Option<*const Task> {
+        self.tasks.first().copied()
+    }
+
+    fn set(&mut self, i: usize, t: *const Task) {
+        self.tasks[i] = t;
+        // SAFETY: as in `key`.
+        let e = unsafe { fe(t) };
+        e.idx = i;
+        e.heap = self.kind;
+    }
+
+    fn push(&mut self, t: *const Task) {
+        self.tasks.push(t);
+        let i = self.tasks.len() - 1;
+        self.set(i, t);
+        self.sift_up(i);
+    }
+
+    fn remove(&mut self, t: *const Task) {
+        // SAFETY: as in `key`.
+        let i = unsafe { fe(t) }.idx;
+        debug_assert!(ptr::eq(self.tasks[i], t));
+        let last = self.tasks.pop().expect("task on the heap");
+        if i < self.tasks.len() {
+            self.set(i, last);
+            self.sift_down(i);
+            self.sift_up(i);
+        }
+        // SAFETY: as in `key`.
+        unsafe { fe(t) }.heap = Where::Off;
+    }
+
+    fn sift_up(&mut self, mut i: usize) {
+        let t = self.tasks[i];
+        let k = self.key(t);
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            let p = self.tasks[parent];
+            if self.key(p) <= k {
+                break;
+            }
+            self.set(i, p);
+            i = parent;
+        }
+        self.set(i, t);
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        let t = self.tasks[i];
+        let k = self.key(t);
+        let n = self.tasks.len();
+        loop {
+            let l = 2 * i + 1;
+            if l >= n {
+                break;
+            }
+            let r = l + 1;
+            let c = if r < n && self.key(self.tasks[r]) < self.key(self.tasks[l]) {
+                r
+            } else {
+                l
+            };
+            let ck = self.key(self.tasks[c]);
+            if k <= ck {
+                break;
+            }
+            self.set(i, self.tasks[c]);
+            i = c;
+        }
+        self.set(i, t);
+    }
+}
+
+/// The class's run queue on one CPU.
+pub(crate) struct NormalQueue {
+    fair: bool,
+    /// Round-robin mode's queue.
+    fifo: TaskList,
+    eligible: Heap,
+    ineligible: Heap,
+    /// Σ w·v and Σ w over the members.
+    sum_wv: i128,
+    sum_w: u64,
+    /// `V` when the class last had members (where a thread joining an empty class starts).
+    last_avg: i64,
+    /// The member that is running, if any.
+    curr: *const Task,
+    /// When `curr`'s deadline comes, in real time (CPU clock ns).
+    slice_end: u64,
+    queued: usize,
+    seq: u64,
+}
+
+impl NormalQueue {
+    pub(crate) const fn new(fair: bool) -> NormalQueue {
+        NormalQueue {
+            fair,
+            fifo: TaskList::new(),
+            eligible: Heap::new(Where::Eligible),
+            ineligible: Heap::new(Where::Ineligible),
+            sum_wv: 0,
+            sum_w: 0,
+            last_avg: 0,
+            curr: ptr::null(),
+            slice_end: 0,
+            queued: 0,
+            seq: 0,
+        }
+    }
+
+    pub(crate) fn is_fair(&self) -> bool {
+        self.fair
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
-        self.fifo.is_empty()
+        self.queued == 0
     }
 
+    /// Makes room for `n` queued threads, so that queueing them cannot allocate.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        if self.fair {
+            for h in [&mut self.eligible, &mut self.ineligible] {
+                let len = h.tasks.len();
+                h.tasks.reserve(n.saturating_sub(len));
+            }
+        }
+    }
+
+    /// `V`, the weighted average virtual runtime of the members.
+    fn avg(&self) -> i64 {
+        if self.sum_w == 0 {
+            self.last_avg
+        } else {
+            self.sum_wv.div_euclid(self.sum_w as i128) as i64
+        }
+    }
+
+    /// Whether `t`'s lag is not negative: `v ≤ V`, compared without dividing.
+    fn is_eligible(&self, t: *const Task) -> bool {
+        // SAFETY: callers pass members.
+        let e = unsafe { fe(t) };
+        self.sum_w == 0 || e.vruntime as i128 * self.sum_w as i128 <= self.sum_wv
+    }
+
+    /// Charges the running member for the time since it was last charged.
+    pub(crate) fn update_curr(&mut self, now: u64) {
+        if self.curr.is_null() {
+            return;
+        }
+        // SAFETY: `curr` is a running member.
+        let e = unsafe { fe(self.curr) };
+        let delta = now.saturating_sub(e.exec_start);
+        e.exec_start = now;
+        let dv = to_virtual(delta, e.weight);
+        e.vruntime += dv;
+        e.burst += delta;
+        self.sum_wv += e.weight as i128 * dv as i128;
+    }
+
+    fn vrequest(e: &FairEntity) -> i64 {
+        to_virtual(e.request, e.weight)
+    }
+
+    fn lag_limit(e: &FairEntity) -> i64 {
+        to_virtual(2 * BASE_SLICE, e.weight)
+    }
+
+    /// Adds `t` to the sums, placed by its lag (module docs).
+    fn join(&mut self, t: *const Task) {
+        let avg = self.avg();
+        let (sum_w, sum_wv) = (self.sum_w, self.sum_wv);
+        // SAFETY: per the module's contract.
+        let e = unsafe { fe(t) };
+        let mut lag = 0;
+        if sum_w > 0 && e.joined_before {
+            lag = e.vlag;
+            if lag < 0 {
+                // Negative lag decays while `V` advances (delayed dequeue).
+                lag = (lag + (avg - e.left_avg).max(0)).min(0);
+            }
+            // So that the lag is still `lag` once `t`'s weight is in the average.
+            lag = (lag as i128 * (sum_w + e.weight as u64) as i128 / sum_w as i128) as i64;
+        }
+        e.vruntime = avg - lag;
+        e.deadline = e.vruntime
+            + if e.joined_before {
+                Self::vrequest(e)
+            } else {
+                Self::vrequest(e) / 2
+            };
+        e.joined_before = true;
+        e.member = true;
+        e.burst = 0;
+        self.sum_w = sum_w + e.weight as u64;
+        self.sum_wv = sum_wv + e.weight as i128 * e.vruntime as i128;
+    }
+
+    /// Takes `t` out of the sums, keeping its lag; `blocked`: it is going to sleep (its
+    /// burst ends).
+    fn leave(&mut self, t: *const Task, blocked: bool) {
+        let avg = self.avg();
+        // SAFETY: per the module's contract.
+        let e = unsafe { fe(t) };
+        let limit = Self::lag_limit(e);
+        e.vlag = (avg - e.vruntime).clamp(-limit, limit);
+        e.member = false;
+        self.sum_w -= e.weight as u64;
+        self.sum_wv -= e.weight as i128 * e.vruntime as i128;
+        if self.sum_w == 0 {
+            self.sum_wv = 0;
+            self.last_avg = avg;
+        }
+        e.left_avg = self.avg();
+        if blocked {
+            e.avg_burst = (e.avg_burst + e.burst) / 2;
+            e.request = (2 * e.avg_burst).clamp(MIN_REQUEST, BASE_SLICE);
+        }
+    }
+
+    /// Queues `t`: a thread that becomes runnable joins the class first.
+    ///
     /// # Safety
-    /// As for `TaskList::push_back`.
+    /// `t` is alive, ours, on no queue; the caller owns the CPU's scheduler state.
     pub(crate) unsafe fn enqueue(&mut self, t: *const Task) {
-        // SAFETY: forwarded.
-        unsafe { self.fifo.push_back(t) }
+        self.queued += 1;
+        if !self.fair {
+            // SAFETY: forwarded.
+            return unsafe { self.fifo.push_back(t) };
+        }
+        // SAFETY: per the contract.
+        if !unsafe { fe(t) }.member {
+            self.join(t);
+        }
+        self.seq += 1;
+        // SAFETY: as above.
+        unsafe { fe(t) }.seq = self.seq;
+        if self.is_eligible(t) {
+            self.eligible.push(t);
+        } else {
+            self.ineligible.push(t);
+        }
     }
 
+    /// Dequeues the thread to run next: the eligible member with the earliest deadline.
+    ///
     /// # Safety
-    /// As for `TaskList::pop_front`.
-    pub(crate) unsafe fn pick_next(&mut self) -> Option<*const Task> {
-        // SAFETY: forwarded.
-        unsafe { self.fifo.pop_front() }
+    /// The caller owns the CPU's scheduler state; no member is running (`put_curr` ran).
+    pub(crate) unsafe fn pick_next(&mut self, now: u64) -> Option<*const Task> {
+        if !self.fair {
+            // SAFETY: forwarded.
+            let t = unsafe { self.fifo.pop_front() }?;
+            self.queued -= 1;
+            return Some(t);
+        }
+        debug_assert!(self.curr.is_null());
+        while let Some(t) = self.ineligible.top() {
+            if !self.is_eligible(t) {
+                break;
+            }
+            self.ineligible.remove(t);
+            self.eligible.push(t);
+        }
+        let t = loop {
+            match self.eligible.top() {
+                // `V` can fall when a member leaves: recheck.
+                Some(t) if !self.is_eligible(t) => {
+                    self.eligible.remove(t);
+                    self.ineligible.push(t);
+                }
+                Some(t) => {
+                    self.eligible.remove(t);
+                    break t;
+                }
+                // Some member is always eligible (V ≥ the least v); rounding aside.
+                None => {
+                    let t = self.ineligible.top()?;
+                    self.ineligible.remove(t);
+                    break t;
+                }
+            }
+        };
+        self.queued -= 1;
+        // SAFETY: t was queued: a member, alive and ours.
+        let e = unsafe { fe(t) };
+        e.exec_start = now;
+        self.slice_end = now + to_real(e.deadline - e.vruntime, e.weight);
+        self.curr = t;
+        Some(t)
     }
 
+    /// Unlinks `t`, which is queued; it leaves the class (a priority change).
+    ///
     /// # Safety
-    /// As for `TaskList::remove`.
+    /// `t` is on this queue; the caller owns the CPU's scheduler state.
     pub(crate) unsafe fn remove(&mut self, t: *const Task) {
-        // SAFETY: forwarded.
-        unsafe { self.fifo.remove(t) }
+        self.queued -= 1;
+        if !self.fair {
+            // SAFETY: forwarded.
+            return unsafe { self.fifo.remove(t) };
+        }
+        // SAFETY: per the contract.
+        match unsafe { fe(t) }.heap {
+            Where::Eligible => self.eligible.remove(t),
+            Where::Ineligible => self.ineligible.remove(t),
+            Where::Off => debug_assert!(false, "queued task on no heap"),
+        }
+        self.leave(t, false);
+    }
+
+    /// The running thread `t` stops running. If it is this class's running member, it
+    /// is charged; with `stays` it remains a member (it is about to be queued again at
+    /// priority 0), and a `yielded` one gives up its lag and its request, so that the
+    /// others run before it; otherwise it leaves, `blocked` or not.
+    ///
+    /// # Safety
+    /// `t` is the CPU's running task; the caller owns the CPU's scheduler state.
+    pub(crate) unsafe fn put_curr(
+        &mut self,
+        t: *const Task,
+        now: u64,
+        stays: bool,
+        yielded: bool,
+        blocked: bool,
+    ) {
+        if !self.fair || !ptr::eq(t, self.curr) {
+            return;
+        }
+        self.update_curr(now);
+        self.curr = ptr::null();
+        if !stays {
+            return self.leave(t, blocked);
+        }
+        // SAFETY: per the contract.
+        let e = unsafe { fe(t) };
+        let others_w = self.sum_w - e.weight as u64;
+        if yielded && others_w > 0 {
+            // A yield lets the others run: it gives up what it is owed, moving just past
+            // the others' average, where it is not eligible until they have run.
+            let w = e.weight as i128;
+            let others = (self.sum_wv - w * e.vruntime as i128).div_euclid(others_w as i128) as i64;
+            if e.vruntime <= others {
+                self.sum_wv += w * (others + 1 - e.vruntime) as i128;
+                e.vruntime = others + 1;
+            }
+            e.deadline = e.vruntime + Self::vrequest(e);
+        }
+        if e.vruntime >= e.deadline {
+            e.deadline = e.vruntime + Self::vrequest(e);
+        }
+    }
+
+    /// Whether `t`, just queued, should preempt the running member: it is eligible with
+    /// an earlier deadline, or the running member's slice is over.
+    ///
+    /// # Safety
+    /// `t` is queued here; the caller owns the CPU's scheduler state.
+    pub(crate) unsafe fn wakeup_preempts(&mut self, t: *const Task, now: u64) -> bool {
+        if !self.fair || self.curr.is_null() {
+            return true;
+        }
+        self.update_curr(now);
+        // SAFETY: members of this queue.
+        let (c, w) = unsafe { (fe(self.curr), fe(t)) };
+        c.vruntime >= c.deadline || (self.is_eligible(t) && w.deadline < c.deadline)
+    }
+
+    /// When the running member's slice ends (CPU clock ns); 0 under round-robin, where
+    /// every tick may switch.
+    pub(crate) fn slice_end(&self) -> u64 {
+        if self.fair && !self.curr.is_null() {
+            self.slice_end
+        } else {
+            0
+        }
+    }
+
+    /// `t`'s lag in real ns at nice 0 (positive: owed CPU): current for a member, as it
+    /// left otherwise.
+    ///
+    /// # Safety
+    /// As the module's contract.
+    pub(crate) unsafe fn lag(&self, t: *const Task) -> i64 {
+        // SAFETY: per the contract.
+        let e = unsafe { fe(t) };
+        if e.member {
+            self.avg() - e.vruntime
+        } else {
+            e.vlag
+        }
+    }
+
+    /// Changes `t`'s nice value, keeping its lag and the rest of its request in real
+    /// terms (the kernel's `reweight_entity`).
+    ///
+    /// # Safety
+    /// As the module's contract; `t` is running or not queued.
+    pub(crate) unsafe fn set_nice(&mut self, t: *const Task, nice: i8, now: u64) {
+        // SAFETY: per the contract.
+        let e = unsafe { fe(t) };
+        let (old, new) = (e.weight, weight_of(nice));
+        e.nice = nice;
+        if !e.member {
+            e.weight = new;
+            e.vlag = (e.vlag as i128 * old as i128 / new as i128) as i64;
+            return;
+        }
+        debug_assert!(ptr::eq(t, self.curr), "a queued member is reweighted");
+        self.update_curr(now);
+        let avg = self.avg();
+        // SAFETY: as above.
+        let e = unsafe { fe(t) };
+        let lag = avg - e.vruntime;
+        let left = e.deadline - e.vruntime;
+        self.sum_w = self.sum_w - old as u64 + new as u64;
+        self.sum_wv -= old as i128 * e.vruntime as i128;
+        e.weight = new;
+        e.vruntime = avg - (lag as i128 * old as i128 / new as i128) as i64;
+        e.deadline = e.vruntime + (left as i128 * old as i128 / new as i128) as i64;
+        self.sum_wv += new as i128 * e.vruntime as i128;
+        self.slice_end = now + to_real(e.deadline - e.vruntime, new);
     }
 }

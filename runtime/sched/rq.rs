@@ -5,7 +5,7 @@
 //!  bit 99 ─ set ───────────►  [99]  T ─ T          real-time: FIFO per priority,
 //!  ...                         ...                   highest non-empty list wins
 //!  bit  1 ─ clear            [ 1]  (empty)
-//!  bit  0   (unused)         normal class ─► NormalQueue (round-robin today)
+//!  bit  0   (unused)         normal class ─► NormalQueue (fair: EEVDF; or round-robin)
 //! ```
 //!
 //! A bit is set exactly when its list is non-empty. Only the owning CPU touches the
@@ -16,34 +16,38 @@ use super::Priority;
 use super::list::TaskList;
 use super::normal::NormalQueue;
 use crate::task::Task;
+use std::sync::atomic::Ordering::Relaxed;
 
 pub(crate) struct RunQueue {
     bitmap: [u64; 2],
     rt: [TaskList; Priority::LEVELS],
-    normal: NormalQueue,
+    pub(crate) normal: NormalQueue,
     nr_running: usize,
 }
 
 impl RunQueue {
-    pub(crate) const fn new() -> RunQueue {
+    /// An empty queue; `fair`: the normal class is the fair class, else round-robin.
+    pub(crate) const fn new(fair: bool) -> RunQueue {
         RunQueue {
             bitmap: [0; 2],
             rt: [const { TaskList::new() }; Priority::LEVELS],
-            normal: NormalQueue::new(),
+            normal: NormalQueue::new(fair),
             nr_running: 0,
         }
     }
 
-    /// Queues `t` behind every task of its priority.
+    /// Queues `t` at `now` (CPU clock): behind every task of its real-time priority, or
+    /// in the normal class.
     ///
     /// # Safety
     /// `t` is alive, belongs to this CPU, is not on the queue; the caller owns this CPU's
     /// scheduler state (preemption disabled).
-    pub(crate) unsafe fn enqueue(&mut self, t: *const Task) {
+    pub(crate) unsafe fn enqueue(&mut self, t: *const Task, now: u64) {
         // SAFETY: per the contract.
         unsafe {
             debug_assert!(!(*t).se().on_rq);
             (*t).se().on_rq = true;
+            (*t).se().queued_at = now;
             let p = (*t).se().prio.get() as usize;
             if p == 0 {
                 self.normal.enqueue(t);
@@ -55,11 +59,12 @@ impl RunQueue {
         self.nr_running += 1;
     }
 
-    /// Dequeues and returns the task that should run next.
+    /// Dequeues and returns the task that should run next, at `now` (CPU clock).
     ///
     /// # Safety
-    /// The caller owns this CPU's scheduler state.
-    pub(crate) unsafe fn pick_next(&mut self) -> Option<*const Task> {
+    /// The caller owns this CPU's scheduler state; the task that ran last has been put
+    /// back (`put_prev`).
+    pub(crate) unsafe fn pick_next(&mut self, now: u64) -> Option<*const Task> {
         let t = match self.highest_rt() {
             Some(p) => {
                 // SAFETY: the bit says the list is non-empty; its tasks are ours.
@@ -70,12 +75,40 @@ impl RunQueue {
                 t
             }
             // SAFETY: as above.
-            None => unsafe { self.normal.pick_next() },
+            None => unsafe { self.normal.pick_next(now) },
         }?;
         self.nr_running -= 1;
         // SAFETY: t was on our queue, hence alive and ours.
-        unsafe { (*t).se().on_rq = false };
+        unsafe {
+            let se = (*t).se();
+            se.on_rq = false;
+            se.ran_at = now;
+            let waited = now.saturating_sub(se.queued_at);
+            let w = &(*t).stats.wait_ns;
+            w.store(w.load(Relaxed) + waited, Relaxed);
+        }
         Some(t)
+    }
+
+    /// The task that ran until now stops running (it yields, is preempted, blocks or
+    /// exits); `stays` if it is about to be queued again. The normal class charges it.
+    ///
+    /// # Safety
+    /// `t` is the CPU's running task; the caller owns this CPU's scheduler state.
+    pub(crate) unsafe fn put_prev(&mut self, t: *const Task, now: u64, stays: bool, yielded: bool) {
+        // SAFETY: per the contract.
+        unsafe {
+            let se = (*t).se();
+            let stays_normal = stays && se.prio == Priority::DEFAULT;
+            let blocked = !stays;
+            self.normal.put_curr(t, now, stays_normal, yielded, blocked);
+            let r = &(*t).stats.runtime_ns;
+            r.store(r.load(Relaxed) + now.saturating_sub(se.ran_at), Relaxed);
+            se.ran_at = now;
+            if self.normal.is_fair() {
+                (*t).stats.lag_ns.store(self.normal.lag(t), Relaxed);
+            }
+        }
     }
 
     /// Unlinks `t`, which is queued (to requeue it at another priority).

@@ -34,6 +34,7 @@ use std::cell::UnsafeCell;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 /// Configures a green thread before spawning it, like [`std::thread::Builder`].
@@ -43,6 +44,7 @@ pub struct Builder {
     name: Option<String>,
     stack_size: Option<usize>,
     priority: Priority,
+    nice: i8,
 }
 
 impl Builder {
@@ -71,10 +73,21 @@ impl Builder {
         self
     }
 
+    /// The nice value, −20 (most CPU) ..= 19 (least), default 0: the thread's weight in
+    /// the fair class, as in Linux — each step is about 1.25× — so two CPU hogs at nice 0
+    /// and 5 share the CPU about 3 : 1. Only threads at [`Priority::DEFAULT`] are
+    /// scheduled by weight; a real-time thread keeps the value for when it returns to
+    /// the normal class. Validated by `spawn`.
+    pub fn nice(mut self, nice: i8) -> Builder {
+        self.nice = nice;
+        self
+    }
+
     /// Spawns the thread on the caller's runtime.
     ///
     /// # Errors
-    /// `InvalidInput` for a stack size below the minimum or a name containing NUL;
+    /// `InvalidInput` for a stack size below the minimum, a nice value outside −20..=19
+    /// or a name containing NUL;
     /// the OS error (with advice on `vm.max_map_count`) if its stack cannot be mapped.
     ///
     /// # Panics
@@ -137,6 +150,7 @@ impl Builder {
             }
             n => n.map(String::into_boxed_str),
         };
+        check_nice(self.nice)?;
         let stack_size = match self.stack_size {
             Some(s) => checked_stack_size(s)?,
             None => cpu.config.default_stack,
@@ -151,39 +165,57 @@ impl Builder {
             f,
             packet: packet.clone(),
         };
-        let task = sched::spawn_on(cpu, name, self.priority, stack_size, move |stack| {
-            // The start record goes at the top of the stack, the first frame below it.
-            let top = stack.top() as usize;
-            let align = align_of::<Start<F, T>>().max(16);
-            let record = (top - size_of::<Start<F, T>>()) & !(align - 1);
-            let bottom = top - stack.size();
-            if record.saturating_sub(bottom) < arch::FRAME_SIZE + MIN_ROOM {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!(
-                        "the thread's closure ({} bytes) does not fit its {} KiB stack",
-                        size_of::<Start<F, T>>(),
-                        stack.size() >> 10
-                    ),
-                ));
-            }
-            let record = record as *mut Start<F, T>;
-            // SAFETY: `record` is aligned for Start and lies inside this new stack, which
-            // nothing else uses yet; the first frame goes below it, 16-aligned, with room
-            // checked above.
-            unsafe {
-                record.write(start);
-                Ok(arch::init_stack(
-                    record.cast::<u8>(),
-                    thread_start::<F, T>,
-                    record.cast(),
-                ))
-            }
-        })?;
+        let task = sched::spawn_on(
+            cpu,
+            name,
+            self.priority,
+            self.nice,
+            stack_size,
+            move |stack| {
+                // The start record goes at the top of the stack, the first frame below it.
+                let top = stack.top() as usize;
+                let align = align_of::<Start<F, T>>().max(16);
+                let record = (top - size_of::<Start<F, T>>()) & !(align - 1);
+                let bottom = top - stack.size();
+                if record.saturating_sub(bottom) < arch::FRAME_SIZE + MIN_ROOM {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!(
+                            "the thread's closure ({} bytes) does not fit its {} KiB stack",
+                            size_of::<Start<F, T>>(),
+                            stack.size() >> 10
+                        ),
+                    ));
+                }
+                let record = record as *mut Start<F, T>;
+                // SAFETY: `record` is aligned for Start and lies inside this new stack, which
+                // nothing else uses yet; the first frame goes below it, 16-aligned, with room
+                // checked above.
+                unsafe {
+                    record.write(start);
+                    Ok(arch::init_stack(
+                        record.cast::<u8>(),
+                        thread_start::<F, T>,
+                        record.cast(),
+                    ))
+                }
+            },
+        )?;
         Ok(JoinHandle {
             thread: Thread { task },
             packet,
         })
+    }
+}
+
+fn check_nice(nice: i8) -> io::Result<()> {
+    if (-20..=19).contains(&nice) {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("nice value {nice} is outside -20..=19"),
+        ))
     }
 }
 
@@ -392,6 +424,24 @@ impl Thread {
         self.task.prio
     }
 
+    /// The thread's nice value (see [`Builder::nice`]).
+    pub fn nice(&self) -> i8 {
+        self.task.stats.nice.load(Relaxed)
+    }
+
+    /// The thread's scheduling statistics, as of its last switch. Callable from any
+    /// thread.
+    pub fn stats(&self) -> ThreadStats {
+        let s = &self.task.stats;
+        ThreadStats {
+            runtime: Duration::from_nanos(s.runtime_ns.load(Relaxed)),
+            wait_time: Duration::from_nanos(s.wait_ns.load(Relaxed)),
+            voluntary_switches: s.voluntary.load(Relaxed),
+            involuntary_switches: s.involuntary.load(Relaxed),
+            lag_ns: s.lag_ns.load(Relaxed),
+        }
+    }
+
     /// Makes the thread's park token available, waking it if it is parked.
     ///
     /// Callable from any thread, green or not: a wakeup from outside the thread's CPU
@@ -409,6 +459,41 @@ impl std::fmt::Debug for Thread {
             .field("priority", &self.priority())
             .finish()
     }
+}
+
+/// A green thread's scheduling statistics (see [`Thread::stats`]), counted at its
+/// switches: the time of a thread that is running now is counted up to its last switch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ThreadStats {
+    /// CPU time the thread has run.
+    pub runtime: Duration,
+    /// Time it has spent runnable but waiting for the CPU.
+    pub wait_time: Duration,
+    /// Times it gave up the CPU itself: blocked, slept, yielded or exited.
+    pub voluntary_switches: u64,
+    /// Times it was preempted.
+    pub involuntary_switches: u64,
+    /// Its lag in the fair class, in nanoseconds of CPU at nice 0: positive when it is
+    /// owed CPU, negative when it has had more than its share (0 under round-robin or
+    /// for real-time threads that never ran in the normal class).
+    pub lag_ns: i64,
+}
+
+/// Sets the calling thread's nice value (see [`Builder::nice`]), keeping its place:
+/// its lag and the rest of its current slice are rescaled to the new weight.
+///
+/// # Errors
+/// `InvalidInput` for a value outside −20..=19.
+///
+/// # Panics
+/// Outside a green thread.
+#[track_caller]
+pub fn set_nice(nice: i8) -> io::Result<()> {
+    check_nice(nice)?;
+    let (cpu, t) = sched::current_or_panic("preempt::thread::set_nice");
+    sched::set_nice_current(cpu, t, nice);
+    Ok(())
 }
 
 /// Spawns a green thread on the caller's runtime, like [`std::thread::spawn`].

@@ -22,6 +22,15 @@ pub fn runtime() -> preempt::Runtime {
     preempt::Runtime::builder().build().expect("build runtime")
 }
 
+/// The defaults with round-robin at priority 0 instead of the fair class: for tests of
+/// exact switch orders and counts.
+pub fn runtime_rr() -> preempt::Runtime {
+    preempt::Runtime::builder()
+        .fair(false)
+        .build()
+        .expect("build runtime")
+}
+
 /// Set in a child process to the name of the test it should run.
 pub const CHILD_ENV: &str = "PREEMPT_TEST_CHILD";
 
@@ -84,6 +93,17 @@ pub fn full(tick: Duration) -> preempt::Runtime {
     // SAFETY: the calling tests keep the thread-local contract (above).
     unsafe { preempt::Runtime::builder().preemptive(preempt::Model::Full) }
         .tick(tick)
+        .build()
+        .expect("build a Full runtime")
+}
+
+/// [`full`] with round-robin at priority 0 instead of the fair class: every tick
+/// switches between spinners, for tests of the tick's preemption mechanics.
+pub fn full_rr(tick: Duration) -> preempt::Runtime {
+    // SAFETY: as in `full`.
+    unsafe { preempt::Runtime::builder().preemptive(preempt::Model::Full) }
+        .tick(tick)
+        .fair(false)
         .build()
         .expect("build a Full runtime")
 }

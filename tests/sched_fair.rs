@@ -1,0 +1,206 @@
+//! The fair class (priority 0): shares by weight, wakeup preemption that does not depend
+//! on the tick, no credit for sleeping, and real-time priorities above it all.
+//!
+//! Tests under `Model::Full` keep the `preemptive` contract: their green threads share
+//! only atomics.
+
+mod support;
+
+use preempt::thread::{self, Builder, ThreadStats};
+use preempt::{Priority, Runtime};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+/// A CPU hog: spins until `stop`, then reports its statistics.
+fn hog(stop: Arc<AtomicBool>) -> impl FnOnce() -> ThreadStats + Send {
+    move || {
+        while !stop.load(Relaxed) {
+            std::hint::spin_loop();
+        }
+        thread::current().stats()
+    }
+}
+
+/// Spins for `d` of wall time.
+fn spin_for(d: Duration) {
+    let t0 = Instant::now();
+    while t0.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+fn full(tick: Duration) -> Runtime {
+    support::full(tick)
+}
+
+/// Runs hogs at the given nice values for `secs` and returns their CPU times.
+fn hog_shares(nices: &[i8], run: Duration) -> Vec<Duration> {
+    let rt = full(Duration::from_millis(1));
+    let nices = nices.to_vec();
+    rt.block_on(move || {
+        let stop = Arc::new(AtomicBool::new(false));
+        let hs: Vec<_> = nices
+            .iter()
+            .map(|&n| Builder::new().nice(n).spawn(hog(stop.clone())).unwrap())
+            .collect();
+        // The block_on thread sleeps (it is a member only while it runs).
+        thread::sleep(run);
+        stop.store(true, Relaxed);
+        hs.into_iter().map(|h| h.join().unwrap().runtime).collect()
+    })
+}
+
+#[test]
+fn hogs_share_by_weight() {
+    let _l = support::runtime_lock();
+    let t = hog_shares(&[0, 5], Duration::from_secs(2));
+    let ratio = t[0].as_secs_f64() / t[1].as_secs_f64();
+    // Kernel weights: 1024 and 335.
+    let want = 1024.0 / 335.0;
+    eprintln!("nice 0 : nice 5 = {ratio:.3} (weights {want:.3}); {t:?}");
+    assert!(
+        (ratio / want - 1.0).abs() < 0.10,
+        "nice 0 : nice 5 got {ratio:.3}, weights say {want:.3} ({t:?})"
+    );
+}
+
+#[test]
+fn eight_equal_hogs_get_an_eighth_each() {
+    let _l = support::runtime_lock();
+    let t = hog_shares(&[0; 8], Duration::from_secs(2));
+    let total: f64 = t.iter().map(Duration::as_secs_f64).sum();
+    let shares: Vec<f64> = t.iter().map(|d| d.as_secs_f64() / total).collect();
+    eprintln!("shares {shares:.3?}");
+    for s in &shares {
+        assert!(
+            (s * 8.0 - 1.0).abs() < 0.10,
+            "a share of {s:.3} (want 0.125 ± 10 %): {shares:.3?}"
+        );
+    }
+}
+
+fn percentile(v: &mut [u64], p: f64) -> u64 {
+    v.sort_unstable();
+    v[((v.len() - 1) as f64 * p) as usize]
+}
+
+/// A thread at the default priority that sleeps 1 ms and then runs 50 µs, beside three
+/// hogs: its wakeup lateness in µs (p50, p99).
+fn sleeper_lateness(tick: Duration, periods: usize) -> (u64, u64) {
+    let rt = full(tick);
+    let mut late = rt.block_on(move || {
+        let stop = Arc::new(AtomicBool::new(false));
+        let hogs: Vec<_> = (0..3).map(|_| thread::spawn(hog(stop.clone()))).collect();
+        let sleeper = thread::spawn(move || {
+            let mut late = Vec::with_capacity(periods);
+            for _ in 0..periods {
+                let deadline = Instant::now() + Duration::from_millis(1);
+                thread::sleep_until(deadline);
+                late.push(deadline.elapsed().as_micros() as u64);
+                spin_for(Duration::from_micros(50));
+            }
+            late
+        });
+        let late = sleeper.join().unwrap();
+        stop.store(true, Relaxed);
+        hogs.into_iter().for_each(|h| {
+            h.join().unwrap();
+        });
+        late
+    });
+    // The first periods teach the sleeper's request its length.
+    let mut late = late.split_off(20);
+    (percentile(&mut late, 0.5), percentile(&mut late, 0.99))
+}
+
+#[test]
+fn a_woken_sleeper_preempts_hogs_at_once_whatever_the_tick() {
+    let _l = support::runtime_lock();
+    for tick in [Duration::from_millis(1), Duration::from_millis(10)] {
+        let (p50, p99) = sleeper_lateness(tick, 1000);
+        eprintln!("tick {tick:?}: sleeper lateness p50 {p50} µs, p99 {p99} µs");
+        assert!(
+            p99 < 200,
+            "tick {tick:?}: a sleeper beside three hogs woke with p99 lateness {p99} µs"
+        );
+    }
+}
+
+#[test]
+fn a_frequent_sleeper_gets_no_more_than_its_share() {
+    let _l = support::runtime_lock();
+    let rt = full(Duration::from_millis(1));
+    let (sleeper, hog) = rt.block_on(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let h = thread::spawn(hog(stop.clone()));
+        let s = thread::spawn(|| {
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(1) {
+                thread::sleep(Duration::from_micros(10));
+                spin_for(Duration::from_micros(10));
+            }
+            thread::current().stats()
+        });
+        let s = s.join().unwrap();
+        stop.store(true, Relaxed);
+        (s, h.join().unwrap())
+    });
+    let share = sleeper.runtime.as_secs_f64() / (sleeper.runtime + hog.runtime).as_secs_f64();
+    eprintln!("sleeper {sleeper:?}\nhog {hog:?}\nsleeper's share {share:.3}");
+    assert!(
+        share <= 0.55,
+        "the frequent sleeper took {share:.3} of the CPU"
+    );
+}
+
+#[test]
+fn real_time_threads_still_preempt_every_normal_one() {
+    let _l = support::runtime_lock();
+    let rt = full(Duration::from_millis(1));
+    let (mut late, progress_while_spinning) = rt.block_on(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let work = Arc::new(AtomicU64::new(0));
+        // Normal threads at the highest weights, counting their progress.
+        let hogs: Vec<_> = (0..3)
+            .map(|i| {
+                let (stop, work) = (stop.clone(), work.clone());
+                Builder::new()
+                    .nice(-20 + i)
+                    .spawn(move || {
+                        while !stop.load(Relaxed) {
+                            work.fetch_add(1, Relaxed);
+                        }
+                    })
+                    .unwrap()
+            })
+            .collect();
+        let w = work.clone();
+        let r = Builder::new()
+            .priority(Priority::new(1))
+            .spawn(move || {
+                let mut late = Vec::new();
+                for _ in 0..200 {
+                    let deadline = Instant::now() + Duration::from_millis(1);
+                    thread::sleep_until(deadline);
+                    late.push(deadline.elapsed().as_micros() as u64);
+                }
+                // While a real-time thread runs, no normal thread does.
+                let before = w.load(Relaxed);
+                spin_for(Duration::from_millis(20));
+                (late, w.load(Relaxed) - before)
+            })
+            .unwrap();
+        let out = r.join().unwrap();
+        stop.store(true, Relaxed);
+        hogs.into_iter().for_each(|h| h.join().unwrap());
+        out
+    });
+    let p99 = percentile(&mut late, 0.99);
+    eprintln!("a priority-1 sleeper beside nice -20..-18 hogs: lateness p99 {p99} µs");
+    assert!(p99 < 200, "p99 lateness {p99} µs");
+    assert_eq!(
+        progress_while_spinning, 0,
+        "a normal thread ran beside a real-time spinner"
+    );
+}

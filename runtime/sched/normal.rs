@@ -133,13 +133,31 @@ impl FairEntity {
 }
 
 /// `delta` real ns in the virtual time of a thread of weight `w`.
+#[inline]
 fn to_virtual(delta: u64, w: u32) -> i64 {
+    if w as u64 == NICE_0 {
+        return delta as i64;
+    }
     (delta as u128 * NICE_0 as u128 / w as u128) as i64
 }
 
 /// `delta` virtual ns of a thread of weight `w` in real ns.
+#[inline]
 fn to_real(delta: i64, w: u32) -> u64 {
-    (delta.max(0) as u128 * w as u128 / NICE_0 as u128) as u64
+    let delta = delta.max(0) as u64;
+    if w as u64 == NICE_0 {
+        return delta;
+    }
+    (delta as u128 * w as u128 / NICE_0 as u128) as u64
+}
+
+/// `⌊n / d⌋`, in 64 bits when `n` fits (a 128-bit division costs several times more).
+#[inline]
+fn div_floor(n: i128, d: u64) -> i64 {
+    match (i64::try_from(n), i64::try_from(d)) {
+        (Ok(n), Ok(d)) => n.div_euclid(d),
+        _ => n.div_euclid(d as i128) as i64,
+    }
 }
 
 /// # Safety (every function below taking a `*const Task`)
@@ -307,7 +325,7 @@ impl NormalQueue {
         if self.sum_w == 0 {
             self.last_avg
         } else {
-            self.sum_wv.div_euclid(self.sum_w as i128) as i64
+            div_floor(self.sum_wv, self.sum_w)
         }
     }
 
@@ -433,6 +451,17 @@ impl NormalQueue {
             if !self.is_eligible(t) {
                 break;
             }
+            if self.eligible.tasks.is_empty()
+                && !self.ineligible.tasks[1..]
+                    .iter()
+                    .take(2)
+                    .any(|&c| self.is_eligible(c))
+            {
+                // The only eligible member (its children, the next lowest, are not): take
+                // it without moving it through the other heap.
+                self.ineligible.remove(t);
+                return Some(self.start(t, now));
+            }
             self.ineligible.remove(t);
             self.eligible.push(t);
         }
@@ -455,13 +484,18 @@ impl NormalQueue {
                 }
             }
         };
+        Some(self.start(t, now))
+    }
+
+    /// `t`, just taken off a heap, starts running.
+    fn start(&mut self, t: *const Task, now: u64) -> *const Task {
         self.queued -= 1;
         // SAFETY: t was queued: a member, alive and ours.
         let e = unsafe { fe(t) };
         e.exec_start = now;
         self.slice_end = now + to_real(e.deadline - e.vruntime, e.weight);
         self.curr = t;
-        Some(t)
+        t
     }
 
     /// Unlinks `t`, which is queued; it leaves the class (a priority change).
@@ -513,7 +547,7 @@ impl NormalQueue {
             // A yield lets the others run: it gives up what it is owed, moving just past
             // the others' average, where it is not eligible until they have run.
             let w = e.weight as i128;
-            let others = (self.sum_wv - w * e.vruntime as i128).div_euclid(others_w as i128) as i64;
+            let others = div_floor(self.sum_wv - w * e.vruntime as i128, others_w);
             if e.vruntime <= others {
                 self.sum_wv += w * (others + 1 - e.vruntime) as i128;
                 e.vruntime = others + 1;

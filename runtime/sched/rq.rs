@@ -105,7 +105,8 @@ impl RunQueue {
             let r = &(*t).stats.runtime_ns;
             r.store(r.load(Relaxed) + now.saturating_sub(se.ran_at), Relaxed);
             se.ran_at = now;
-            if self.normal.is_fair() {
+            if self.normal.is_fair() && !yielded {
+                // (Not at a yield, the hottest switch: its lag is as it gave it up.)
                 (*t).stats.lag_ns.store(self.normal.lag(t), Relaxed);
             }
         }

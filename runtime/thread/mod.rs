@@ -474,9 +474,10 @@ pub struct ThreadStats {
     pub voluntary_switches: u64,
     /// Times it was preempted.
     pub involuntary_switches: u64,
-    /// Its lag in the fair class, in nanoseconds of CPU at nice 0: positive when it is
-    /// owed CPU, negative when it has had more than its share (0 under round-robin or
-    /// for real-time threads that never ran in the normal class).
+    /// Its lag in the fair class, in nanoseconds of CPU at nice 0, as of its last
+    /// preemption, block or exit: positive when it is owed CPU, negative when it has had
+    /// more than its share (0 under round-robin or for real-time threads that never ran
+    /// in the normal class).
     pub lag_ns: i64,
 }
 

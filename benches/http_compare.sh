@@ -4,8 +4,8 @@
 # wrk. Server on CPU 0, wrk on CPU 1, in one run:
 #   * requests/s and p99 latency for `/` alone (wrk -t1 -c50);
 #   * p99 of `/` while a second wrk connection hammers `/spin` (5 ms of CPU per request);
-# for preempt at the default 1 ms tick and at a 100 µs tick. All threads at the default
-# priority.
+# for preempt at the default 1 ms tick and at a 100 µs tick (round-robin at priority 0),
+# and at 1 ms with the fair class (Builder::fair). All threads at the default priority.
 #
 #   bash benches/http_compare.sh            # 5 s per measurement (DURATION=10 for longer)
 set -euo pipefail
@@ -56,5 +56,6 @@ printf '%-28s %12s %12s %16s\n' "server" "req/s (/)" "p99 µs (/)" "p99 µs (/ +
 row "tokio current_thread" 18081 "$BIN/tokio_hello"
 row "preempt Full, 1 ms tick" 18082 "$BIN/http_hello" --model full --tick-us 1000
 row "preempt Full, 100 us tick" 18083 "$BIN/http_hello" --model full --tick-us 100
+row "preempt Full, 1 ms, fair" 18084 "$BIN/http_hello" --model full --tick-us 1000 --fair
 awk 'NR==1 {rps=$(NF-2); p99s=$NF} NR>1 {printf "ratio vs tokio, %-14s req/s %.2fx, p99 under /spin %.1fx better\n", $2" "$3" "$4" "$5, $(NF-2)/rps, p99s/$NF}' "$RESULTS"
 rm -f "$RESULTS"

@@ -7,7 +7,7 @@
 //! with `wrk` against a tokio server of the same behaviour.
 //!
 //! ```text
-//! cargo run --release --example http_hello -- [--addr 127.0.0.1:8080] [--model none|voluntary|full] [--tick-us 1000]
+//! cargo run --release --example http_hello -- [--addr 127.0.0.1:8080] [--model none|voluntary|full] [--tick-us 1000] [--fair]
 //! cargo run --release --example http_hello -- --self-test   # serve, load it, print, exit
 //! ```
 //!
@@ -101,6 +101,7 @@ struct Args {
     addr: String,
     model: Model,
     tick: Duration,
+    fair: bool,
     self_test: bool,
 }
 
@@ -109,6 +110,7 @@ fn args() -> Args {
         addr: "127.0.0.1:8080".into(),
         model: Model::Full,
         tick: Duration::from_millis(1),
+        fair: false,
         self_test: false,
     };
     let mut it = std::env::args().skip(1);
@@ -128,6 +130,7 @@ fn args() -> Args {
                     it.next().and_then(|v| v.parse().ok()).expect("--tick-us N"),
                 )
             }
+            "--fair" => a.fair = true,
             "--self-test" => a.self_test = true,
             other => panic!("unknown argument {other}"),
         }
@@ -136,7 +139,7 @@ fn args() -> Args {
 }
 
 fn build(a: &Args) -> std::io::Result<Runtime> {
-    let b = Runtime::builder().tick(a.tick).name("http");
+    let b = Runtime::builder().tick(a.tick).fair(a.fair).name("http");
     if a.model >= Model::Full {
         // SAFETY: the server's threads share only sockets and atomics (module docs).
         unsafe { b.preemptive(a.model) }.build()

@@ -82,7 +82,7 @@ impl Default for Builder {
             shutdown_timeout: Duration::from_secs(10),
             preemptive_ack: false,
             napi: true,
-            fair: true,
+            fair: false,
         }
     }
 }
@@ -140,13 +140,17 @@ impl Builder {
     }
 
     /// The fair class for threads at [`Priority::DEFAULT`](crate::Priority::DEFAULT)
-    /// (default on): EEVDF-style virtual time weighted by nice values
-    /// ([`thread::Builder::nice`](crate::thread::Builder::nice)), slices of a few
-    /// milliseconds whatever the tick, and a thread woken after sleeping preempts a CPU
-    /// hog at once under the preemptive models (see the `sched` docs in the README).
-    /// `false` gives plain round-robin at priority 0, every tick a switch, for
-    /// comparison. Real-time priorities are FIFO with round-robin among equals either
-    /// way.
+    /// (default off: round-robin). On: EEVDF-style virtual time weighted by nice values
+    /// ([`thread::Builder::nice`](crate::thread::Builder::nice)), slices of up to 3 ms
+    /// whatever the tick, and a thread woken after sleeping preempts a CPU hog at once
+    /// under the preemptive models (a sleeper beside three hogs wakes with a p99
+    /// lateness of tens of µs instead of a tick). Off: round-robin at priority 0, every
+    /// tick a switch.
+    ///
+    /// Not yet the default: with dozens of runnable request handlers (an HTTP server
+    /// under 50 connections) the fair class's ordering by virtual deadline gives `/`
+    /// a p99 several times worse than round-robin's (`benches/http_compare.sh`).
+    /// Real-time priorities are FIFO with round-robin among equals either way.
     pub fn fair(mut self, on: bool) -> Self {
         self.fair = on;
         self

@@ -31,7 +31,7 @@ fn spin_for(d: Duration) {
 }
 
 fn full(tick: Duration) -> Runtime {
-    support::full(tick)
+    support::full_fair(tick)
 }
 
 /// Runs hogs at the given nice values for `secs` and returns their CPU times.

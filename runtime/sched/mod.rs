@@ -838,7 +838,19 @@ pub(crate) unsafe fn set_effective_prio(t: *const Task, prio: Priority) {
 /// `SCHED_OFFSET`, after setting its own state (module docs).
 pub(crate) unsafe fn schedule(cpu: &Cpu) {
     // SAFETY: forwarded.
-    unsafe { schedule_as(cpu, false) }
+    unsafe { schedule_as(cpu, Switch::Voluntary) }
+}
+
+/// Why the running thread enters the scheduler.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Switch {
+    /// It blocks, sleeps or exits (its state says which; a blocker woken meanwhile is
+    /// `RUNNING` again and simply continues).
+    Voluntary,
+    /// `yield_now`: it stays runnable and lets the others go first.
+    Yield,
+    /// The timer interrupt or a wakeup preempted it.
+    Involuntary,
 }
 
 /// `schedule` for a thread the timer interrupt preempted (counted as involuntary).
@@ -847,11 +859,12 @@ pub(crate) unsafe fn schedule(cpu: &Cpu) {
 /// As for [`schedule`]; called only from the preemption stub's entry.
 pub(crate) unsafe fn schedule_involuntary(cpu: &Cpu) {
     // SAFETY: forwarded.
-    unsafe { schedule_as(cpu, true) }
+    unsafe { schedule_as(cpu, Switch::Involuntary) }
 }
 
 #[inline]
-unsafe fn schedule_as(cpu: &Cpu, involuntary: bool) {
+unsafe fn schedule_as(cpu: &Cpu, how: Switch) {
+    let involuntary = how == Switch::Involuntary;
     debug_assert_eq!(preempt::count(), SCHED_OFFSET);
     if crate::rt::in_forked_child() {
         debug::fatal(crate::rt::FORKED_MSG);
@@ -877,7 +890,16 @@ unsafe fn schedule_as(cpu: &Cpu, involuntary: bool) {
         let state = unsafe { (*prev).state.load(Ordering::SeqCst) };
         let runnable = state == RUNNING;
         // SAFETY: as above.
-        unsafe { l.rq.put_prev(prev, now, runnable, runnable && !involuntary) };
+        unsafe {
+            l.rq.put_prev(
+                prev,
+                now,
+                runnable,
+                how == Switch::Yield,
+                how == Switch::Voluntary,
+                state == DEAD,
+            )
+        };
         if runnable {
             // SAFETY: as above; the running task is never on the queue.
             unsafe { l.rq.enqueue(prev, now) };
@@ -896,14 +918,11 @@ unsafe fn schedule_as(cpu: &Cpu, involuntary: bool) {
         if next == prev {
             return;
         }
-        let reason = if involuntary {
-            trace::Reason::Preempt
-        } else {
-            match state {
-                RUNNING => trace::Reason::Yield,
-                DEAD => trace::Reason::Exit,
-                _ => trace::Reason::Block,
-            }
+        let reason = match (how, state) {
+            (Switch::Involuntary, _) => trace::Reason::Preempt,
+            (_, DEAD) => trace::Reason::Exit,
+            (Switch::Yield, _) => trace::Reason::Yield,
+            _ => trace::Reason::Block,
         };
         bump(if involuntary {
             &cpu.stats.switches_involuntary
@@ -1003,7 +1022,7 @@ pub(crate) fn yield_current(cpu: &Cpu) {
     preempt::disable_raw();
     // SAFETY: current green thread of `cpu`; count == SCHED_OFFSET (asserted inside);
     // our state is RUNNING, so this is a yield.
-    unsafe { schedule(cpu) };
+    unsafe { schedule_as(cpu, Switch::Yield) };
     preempt::enable();
 }
 
@@ -1029,7 +1048,7 @@ pub(crate) fn preempt_schedule() {
         preempt::disable_raw();
         loop {
             // SAFETY: as in yield_current.
-            unsafe { schedule_as(cpu, true) };
+            unsafe { schedule_as(cpu, Switch::Involuntary) };
             // A tick that landed inside the scheduler asked again.
             if !preempt::need_resched() {
                 break;

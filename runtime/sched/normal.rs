@@ -1,5 +1,5 @@
-//! The normal scheduling class (priority 0): EEVDF-style fair scheduling, or
-//! round-robin for comparison (`Builder::fair(false)`).
+//! The normal scheduling class (priority 0): round-robin (the default today), or
+//! EEVDF-style fair scheduling with `Builder::fair(true)`.
 //!
 //! ## The fair class
 //!
@@ -20,9 +20,10 @@
 //! runs soon after it wakes.
 //!
 //! * **Requests.** A thread's request is what it uses per activation: twice the
-//!   exponentially averaged run time between a wakeup and the next block, within
-//!   [`MIN_REQUEST`]..=[`BASE_SLICE`]. A CPU hog, which never blocks, keeps the base
-//!   slice. The request only orders eligible threads; it changes nobody's share.
+//!   exponentially averaged run time between a wakeup and the next block, at least
+//!   [`MIN_REQUEST`]; a thread that uses up its request without blocking doubles it, up
+//!   to [`BASE_SLICE`] (a CPU hog gets there in a few slices). The request only orders
+//!   eligible threads; it changes nobody's share.
 //! * **Slices.** The running member keeps the CPU until its deadline (the kernel's
 //!   `RUN_TO_PARITY`); then its deadline moves one request further and the pick is
 //!   made again. The scheduler publishes when that happens in real time, and the
@@ -33,14 +34,15 @@
 //! * **Yield.** `yield_now` gives up what the thread is owed: it moves just past the
 //!   other members' average virtual runtime, so it is not eligible until they have run
 //!   (EEVDF alone would run a yielder with the earliest deadline again at once).
-//! * **Placement.** A thread that leaves the class (blocks, exits, or is boosted into
-//!   real time) keeps its lag, within ± two base slices; it rejoins at `V − lag`, the
-//!   lag scaled by `(W + w) / W` so that it still has that lag once it has joined.
-//!   Positive lag is kept: service it was owed when it blocked. Negative lag decays
-//!   while it sleeps, as `V` advances (the kernel keeps such a thread queued until its
-//!   lag reaches zero, `DELAY_DEQUEUE`): a thread that sleeps briefly and often comes
-//!   back still ahead and not eligible, so sleeping earns no credit. A thread joining
-//!   an empty class starts at `V`; a new thread starts at `V` with half a request.
+//! * **Placement.** A thread that blocks while it is ahead (negative lag) stays a
+//!   member — counted in `V`, kept among the ineligible — until the others catch up;
+//!   then it leaves with no lag (the kernel's `DELAY_DEQUEUE`). Woken before that, it is
+//!   runnable again where it stood. So sleeping earns no credit, and a thread that ran
+//!   ahead and blocked does not drag `V` back behind the threads still queued. A thread
+//!   that leaves otherwise (blocks while owed CPU, exits, moves to real time) keeps its
+//!   lag, within ± two base slices, and rejoins at `V − lag`, the lag scaled by
+//!   `(W + w) / W` so that it still has that lag once it has joined. A thread joining an
+//!   empty class starts at `V`; a new thread starts at `V` with half a request.
 //!
 //! Members are kept in two binary heaps with their positions stored in the tasks: the
 //! eligible ones by deadline, the others by virtual runtime. A pick moves the
@@ -98,9 +100,10 @@ pub(crate) struct FairEntity {
     member: bool,
     /// Has been a member before (a new thread gets half a request first).
     joined_before: bool,
-    /// Lag when it last left, and `V` just after it left (for the decay).
+    /// Lag when it last left the class.
     vlag: i64,
-    left_avg: i64,
+    /// Blocked but still a member, until its negative lag is paid off (delayed dequeue).
+    pub(crate) delayed: bool,
     /// Which heap, and where in it.
     heap: Where,
     idx: usize,
@@ -117,13 +120,13 @@ impl FairEntity {
             weight: weight_of(nice),
             vruntime: 0,
             deadline: 0,
-            request: BASE_SLICE,
-            avg_burst: BASE_SLICE / 2,
+            request: MIN_REQUEST,
+            avg_burst: MIN_REQUEST / 2,
             burst: 0,
             member: false,
             joined_before: false,
             vlag: 0,
-            left_avg: 0,
+            delayed: false,
             heap: Where::Off,
             idx: 0,
             seq: 0,
@@ -368,10 +371,6 @@ impl NormalQueue {
         let mut lag = 0;
         if sum_w > 0 && e.joined_before {
             lag = e.vlag;
-            if lag < 0 {
-                // Negative lag decays while `V` advances (delayed dequeue).
-                lag = (lag + (avg - e.left_avg).max(0)).min(0);
-            }
             // So that the lag is still `lag` once `t`'s weight is in the average.
             lag = (lag as i128 * (sum_w + e.weight as u64) as i128 / sum_w as i128) as i64;
         }
@@ -404,10 +403,40 @@ impl NormalQueue {
             self.sum_wv = 0;
             self.last_avg = avg;
         }
-        e.left_avg = self.avg();
         if blocked {
-            e.avg_burst = (e.avg_burst + e.burst) / 2;
-            e.request = (2 * e.avg_burst).clamp(MIN_REQUEST, BASE_SLICE);
+            Self::learn_request(e);
+        }
+    }
+
+    /// A burst ended (the thread blocks): its request follows its averaged burst.
+    fn learn_request(e: &mut FairEntity) {
+        e.avg_burst = (e.avg_burst + e.burst) / 2;
+        e.request = (2 * e.avg_burst).clamp(MIN_REQUEST, BASE_SLICE);
+    }
+
+    /// A delayed member leaves at last (picked while eligible, or moving to another
+    /// class).
+    fn drop_delayed(&mut self, t: *const Task) {
+        // SAFETY: delayed members are alive and ours (a blocked task lives until it runs
+        // again, and wakes through `enqueue`).
+        let e = unsafe { fe(t) };
+        match e.heap {
+            Where::Eligible => self.eligible.remove(t),
+            Where::Ineligible => self.ineligible.remove(t),
+            Where::Off => {}
+        }
+        e.delayed = false;
+        self.leave(t, false);
+    }
+
+    /// Before `t` is queued in another class: a delayed membership here ends.
+    ///
+    /// # Safety
+    /// As the module's contract.
+    pub(crate) unsafe fn forget_delayed(&mut self, t: *const Task) {
+        // SAFETY: per the contract.
+        if self.fair && unsafe { fe(t) }.delayed {
+            self.drop_delayed(t);
         }
     }
 
@@ -422,7 +451,14 @@ impl NormalQueue {
             return unsafe { self.fifo.push_back(t) };
         }
         // SAFETY: per the contract.
-        if !unsafe { fe(t) }.member {
+        let e = unsafe { fe(t) };
+        if e.delayed {
+            // Woken before its lag was paid off: it is runnable again where it stands.
+            e.delayed = false;
+            e.burst = 0;
+            return;
+        }
+        if !e.member {
             self.join(t);
         }
         self.seq += 1;
@@ -447,9 +483,18 @@ impl NormalQueue {
             return Some(t);
         }
         debug_assert!(self.curr.is_null());
+        if self.queued == 0 {
+            return None;
+        }
         while let Some(t) = self.ineligible.top() {
             if !self.is_eligible(t) {
                 break;
+            }
+            // SAFETY: members on our heaps are alive and ours.
+            if unsafe { fe(t) }.delayed {
+                // Its negative lag is paid off: it leaves for good.
+                self.drop_delayed(t);
+                continue;
             }
             if self.eligible.tasks.is_empty()
                 && !self.ineligible.tasks[1..]
@@ -479,6 +524,11 @@ impl NormalQueue {
                 // Some member is always eligible (V ≥ the least v); rounding aside.
                 None => {
                     let t = self.ineligible.top()?;
+                    // SAFETY: as above.
+                    if unsafe { fe(t) }.delayed {
+                        self.drop_delayed(t);
+                        continue;
+                    }
                     self.ineligible.remove(t);
                     break t;
                 }
@@ -520,7 +570,8 @@ impl NormalQueue {
     /// The running thread `t` stops running. If it is this class's running member, it
     /// is charged; with `stays` it remains a member (it is about to be queued again at
     /// priority 0), and a `yielded` one gives up its lag and its request, so that the
-    /// others run before it; otherwise it leaves, `blocked` or not.
+    /// others run before it; otherwise it leaves. `blocked`: its burst ended (it blocked,
+    /// even if it was woken before the switch).
     ///
     /// # Safety
     /// `t` is the CPU's running task; the caller owns the CPU's scheduler state.
@@ -538,10 +589,26 @@ impl NormalQueue {
         self.update_curr(now);
         self.curr = ptr::null();
         if !stays {
+            if blocked && !self.is_eligible(t) {
+                // Ran ahead of its share: it stays counted in `V` until the others catch
+                // up (or it wakes first), so sleeping does not wipe out its debt and `V`
+                // does not fall behind the threads still queued.
+                // SAFETY: per the contract.
+                let e = unsafe { fe(t) };
+                Self::learn_request(e);
+                e.delayed = true;
+                self.ineligible.push(t);
+                return;
+            }
             return self.leave(t, blocked);
         }
         // SAFETY: per the contract.
         let e = unsafe { fe(t) };
+        if blocked {
+            // It blocked and was woken before the switch: its burst ended all the same.
+            Self::learn_request(e);
+            e.burst = 0;
+        }
         let others_w = self.sum_w - e.weight as u64;
         if yielded && others_w > 0 {
             // A yield lets the others run: it gives up what it is owed, moving just past
@@ -555,6 +622,9 @@ impl NormalQueue {
             e.deadline = e.vruntime + Self::vrequest(e);
         }
         if e.vruntime >= e.deadline {
+            // A request used up: a thread that keeps running asks for more next time,
+            // up to the base slice.
+            e.request = (2 * e.request).min(BASE_SLICE);
             e.deadline = e.vruntime + Self::vrequest(e);
         }
     }

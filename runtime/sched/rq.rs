@@ -52,6 +52,8 @@ impl RunQueue {
             if p == 0 {
                 self.normal.enqueue(t);
             } else {
+                // Blocked in the fair class, woken in another (priority inheritance).
+                self.normal.forget_delayed(t);
                 self.rt[p].push_back(t);
                 self.bitmap[p / 64] |= 1 << (p % 64);
             }
@@ -90,18 +92,27 @@ impl RunQueue {
         Some(t)
     }
 
-    /// The task that ran until now stops running (it yields, is preempted, blocks or
-    /// exits); `stays` if it is about to be queued again. The normal class charges it.
+    /// The task that ran until now stops running: it yields, is preempted, `blocked`
+    /// (or exits: `dead`); `stays` if it is about to be queued again (a blocker woken
+    /// meanwhile stays). The normal class charges it.
     ///
     /// # Safety
     /// `t` is the CPU's running task; the caller owns this CPU's scheduler state.
-    pub(crate) unsafe fn put_prev(&mut self, t: *const Task, now: u64, stays: bool, yielded: bool) {
+    pub(crate) unsafe fn put_prev(
+        &mut self,
+        t: *const Task,
+        now: u64,
+        stays: bool,
+        yielded: bool,
+        blocked: bool,
+        dead: bool,
+    ) {
         // SAFETY: per the contract.
         unsafe {
             let se = (*t).se();
             let stays_normal = stays && se.prio == Priority::DEFAULT;
-            let blocked = !stays;
-            self.normal.put_curr(t, now, stays_normal, yielded, blocked);
+            self.normal
+                .put_curr(t, now, stays_normal, yielded, blocked && !dead);
             let r = &(*t).stats.runtime_ns;
             r.store(r.load(Relaxed) + now.saturating_sub(se.ran_at), Relaxed);
             se.ran_at = now;

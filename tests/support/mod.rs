@@ -22,8 +22,8 @@ pub fn runtime() -> preempt::Runtime {
     preempt::Runtime::builder().build().expect("build runtime")
 }
 
-/// The defaults with round-robin at priority 0 instead of the fair class: for tests of
-/// exact switch orders and counts.
+/// The defaults with round-robin at priority 0 stated explicitly: for tests of exact
+/// switch orders and counts.
 pub fn runtime_rr() -> preempt::Runtime {
     preempt::Runtime::builder()
         .fair(false)
@@ -97,8 +97,18 @@ pub fn full(tick: Duration) -> preempt::Runtime {
         .expect("build a Full runtime")
 }
 
-/// [`full`] with round-robin at priority 0 instead of the fair class: every tick
-/// switches between spinners, for tests of the tick's preemption mechanics.
+/// [`full`] with the fair class at priority 0.
+pub fn full_fair(tick: Duration) -> preempt::Runtime {
+    // SAFETY: as in `full`.
+    unsafe { preempt::Runtime::builder().preemptive(preempt::Model::Full) }
+        .tick(tick)
+        .fair(true)
+        .build()
+        .expect("build a Full runtime")
+}
+
+/// [`full`] with round-robin at priority 0 stated explicitly: every tick switches
+/// between spinners, for tests of the tick's preemption mechanics.
 pub fn full_rr(tick: Duration) -> preempt::Runtime {
     // SAFETY: as in `full`.
     unsafe { preempt::Runtime::builder().preemptive(preempt::Model::Full) }

@@ -9,14 +9,15 @@
 //!   `entry(arg)` through the entry trampoline;
 //! * [`switch`] — save the running thread into one `Context`, resume another;
 //! * [`count_add`], [`count_sub`], [`count_and`] — update `preempt_count` with one
-//!   instruction each, so the timer interrupt never lands inside an update.
+//!   instruction each, so the timer interrupt never lands inside an update;
+//! * [`cycles`] — the time-stamp counter, for the scheduler's accounting clock.
 
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86_64::{
     Context, FRAME_SIZE, STUB_RSP_DROP, STUB_XSAVE_RESERVE, check_async_preemption, count_add,
-    count_and, count_sub, init_stack, irq_stub, mutex_trylock_window, switch,
+    count_and, count_sub, cycles, init_stack, irq_stub, mutex_trylock_window, switch,
 };
 
 #[cfg(all(target_arch = "x86_64", not(loom)))]

@@ -212,3 +212,11 @@ pub(crate) unsafe fn switch(from: *mut Context, to: *const Context) {
     // register of the ABI, so to the compiler this is an ordinary call.
     unsafe { preempt_switch(from, to) }
 }
+
+/// The time-stamp counter. Monotonic and in step across CPUs where the kernel uses it
+/// as its clocksource (checked by `sched::clock` before it relies on it).
+#[inline]
+pub(crate) fn cycles() -> u64 {
+    // SAFETY: RDTSC has no preconditions; it only reads a counter.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}

@@ -347,6 +347,7 @@ fn account_tick(cpu: &Cpu) {
     let stats = &cpu.stats;
     sched::bump(&stats.ticks);
     let now = cpu.now_ns();
+    cpu.sync_clocks(now);
     let prev = LAST_TICK.with(|t| t.replace(now));
     let period = cpu.config.tick.as_nanos() as u64;
     if prev != 0 && now - prev > period + period / 2 {

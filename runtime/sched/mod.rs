@@ -96,6 +96,7 @@
 //! if it was set. The two fences order each side's store before its load, so one of
 //! them sees the other (Dekker). `tests/loom_wake.rs` checks both protocols.
 
+mod clock;
 mod list;
 pub(crate) mod normal;
 mod prio;
@@ -212,6 +213,12 @@ pub(crate) struct Cpu {
     pub(crate) stats: CpuStats,
     /// Zero of the CPU's nanosecond clock (timers are kept as offsets from it).
     epoch: Instant,
+    /// The cheap clock that run and wait times are charged with (`clock`), and the CPU
+    /// clock minus it, refreshed at every tick and idle wakeup (the two drift apart by
+    /// the calibration's error, ~10⁻⁴, so a slice end converted with it is off by
+    /// nanoseconds).
+    acct: clock::Clock,
+    acct_offset: std::sync::atomic::AtomicI64,
     // ---- local: the carrier only, preemption disabled ----
     local: UnsafeCell<CpuLocal>,
 }
@@ -332,6 +339,8 @@ impl Cpu {
             tid: std::sync::atomic::AtomicI32::new(0),
             stats: CpuStats::default(),
             epoch: Instant::now(),
+            acct: clock::Clock::new(),
+            acct_offset: std::sync::atomic::AtomicI64::new(0),
             local: UnsafeCell::new(CpuLocal {
                 rq: RunQueue::new(fair),
                 timers: TimerHeap::new(),
@@ -370,6 +379,29 @@ impl Cpu {
         self.epoch.elapsed().as_nanos() as u64
     }
 
+    /// The accounting clock (ns; only its differences mean anything). Carrier only.
+    #[inline]
+    pub(crate) fn acct_ns(&self) -> u64 {
+        self.acct.now()
+    }
+
+    /// Re-measures the offset between the CPU clock and the accounting clock, given the
+    /// CPU clock's `now`. ASYNC-SIGNAL-SAFE (the accounting clock reads a counter).
+    pub(crate) fn sync_clocks(&self, now: u64) {
+        let off = now as i64 - self.acct.now() as i64;
+        self.acct_offset.store(off, Ordering::Relaxed);
+    }
+
+    /// After a pick at `now` (accounting clock): a fair-class thread's slice ends, on
+    /// the CPU clock the timer interrupt reads, when its request runs out.
+    fn start_slice(&self, l: &mut CpuLocal, now: u64) {
+        if l.rq.normal.is_fair() && l.rq.normal.has_curr() {
+            let off = self.acct_offset.load(Ordering::Relaxed);
+            let end = (now + l.rq.normal.slice_left()).saturating_add_signed(off);
+            l.rq.normal.set_slice_end(end);
+        }
+    }
+
     /// `deadline` as nanoseconds since this CPU's epoch (0 if it is earlier).
     pub(crate) fn instant_to_ns(&self, deadline: Instant) -> u64 {
         deadline.saturating_duration_since(self.epoch).as_nanos() as u64
@@ -406,13 +438,12 @@ impl Cpu {
 
     /// After a pick under a tick coarser than the fair class's base slice: the end of
     /// the slice gets a one-shot, so the slice does not depend on the tick.
-    fn arm_slice_end(&self, now: u64) {
+    fn arm_slice_end(&self) {
+        if self.config.tick.as_nanos() as u64 <= normal::BASE_SLICE {
+            return; // the periodic tick ends slices in time
+        }
         let at = self.preempt_at.load(Ordering::Relaxed);
-        if self.config.tick.as_nanos() as u64 > normal::BASE_SLICE
-            && at != 0
-            && at != u64::MAX
-            && at > now
-        {
+        if at != 0 && at != u64::MAX && at > self.now_ns() {
             self.arm_timer(at);
         }
     }
@@ -614,7 +645,7 @@ impl Cpu {
             if t == l.curr || (*t).se().on_rq {
                 return false;
             }
-            l.rq.enqueue(t, self.now_ns());
+            l.rq.enqueue(t, self.acct_ns());
         }
         self.queued.store(l.rq.len(), Ordering::Relaxed);
         true
@@ -641,7 +672,7 @@ impl Cpu {
                     || p == Priority::DEFAULT
                         && curr == Priority::DEFAULT
                         && l.rq.normal.is_fair()
-                        && l.rq.normal.wakeup_preempts(t, self.now_ns())
+                        && l.rq.normal.wakeup_preempts(t, self.acct_ns())
             };
         if preempts {
             // The switch publishes the queue for the task it picks.
@@ -815,7 +846,7 @@ pub(crate) unsafe fn set_effective_prio(t: *const Task, prio: Priority) {
         if se.on_rq {
             l.rq.remove(t);
             se.prio = prio;
-            l.rq.enqueue(t, cpu.now_ns());
+            l.rq.enqueue(t, cpu.acct_ns());
         } else {
             se.prio = prio;
         }
@@ -883,7 +914,7 @@ unsafe fn schedule_as(cpu: &Cpu, how: Switch) {
         unsafe { net::do_softirq(cpu) };
         // SAFETY: as above.
         unsafe { cpu.pull_wakeups(l) };
-        let now = cpu.now_ns();
+        let now = cpu.acct_ns();
         let prev = l.curr;
         debug_assert!(!prev.is_null());
         // SAFETY: prev is the running task: alive and ours.
@@ -913,8 +944,9 @@ unsafe fn schedule_as(cpu: &Cpu, how: Switch) {
         }
         // SAFETY: carrier, preemption disabled.
         let next = unsafe { l.rq.pick_next(now) }.unwrap_or(ptr::null());
+        cpu.start_slice(l, now);
         cpu.publish_queued(l, next);
-        cpu.arm_slice_end(now);
+        cpu.arm_slice_end();
         if next == prev {
             return;
         }
@@ -1110,7 +1142,9 @@ pub(crate) fn set_nice_current(cpu: &Cpu, t: *const Task, nice: i8) {
     // SAFETY: carrier, preemption disabled; t is the current task, alive and ours.
     unsafe {
         let l = cpu.local();
-        l.rq.normal.set_nice(t, nice, cpu.now_ns());
+        let now = cpu.acct_ns();
+        l.rq.normal.set_nice(t, nice, now);
+        cpu.start_slice(l, now);
         (*t).stats
             .nice
             .store(nice, std::sync::atomic::Ordering::Relaxed);
@@ -1216,6 +1250,7 @@ pub(crate) fn run_carrier(cpu: Arc<Cpu>) {
     // SAFETY: gettid has no preconditions.
     cpu.tid.store(unsafe { libc::gettid() }, Ordering::Release);
     sys::set_timer_slack_min();
+    cpu.sync_clocks(cpu.now_ns());
     if cpu.config.ticks() {
         irq::become_carrier();
         tick::start(cpu.config.tick);
@@ -1253,11 +1288,12 @@ fn idle_loop(cpu: &Cpu) {
             let l = unsafe { cpu.local() };
             // SAFETY: as above.
             unsafe { cpu.pull_wakeups(l) };
-            let now = cpu.now_ns();
+            let now = cpu.acct_ns();
             // SAFETY: as above.
             let next = unsafe { l.rq.pick_next(now) };
+            cpu.start_slice(l, now);
             cpu.publish_queued(l, next.unwrap_or(ptr::null()));
-            cpu.arm_slice_end(now);
+            cpu.arm_slice_end();
             next
         };
         if let Some(next) = next {
@@ -1329,6 +1365,7 @@ fn idle_loop(cpu: &Cpu) {
         // EINTR or a failure simply ends this wait: the loop recomputes everything.
         let n = sys::epoll_wait_ns(&cpu.epoll, &mut events, timeout).unwrap_or(0);
         cpu.idle.store(false, Ordering::SeqCst);
+        cpu.sync_clocks(cpu.now_ns());
         // The tick stays stopped until a second thread needs it (`publish_queued`); a
         // timer still pending gets its one-shot.
         // SAFETY: carrier, preemption disabled.

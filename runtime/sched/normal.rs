@@ -31,9 +31,10 @@
 //!   tick: a coarse tick gets a one-shot at the slice's end.
 //! * **Wakeup preemption.** A woken thread that is eligible with an earlier deadline
 //!   than the running member preempts it at once (under `Full`/`Rt`).
-//! * **Yield.** `yield_now` gives up what the thread is owed: it moves just past the
-//!   other members' average virtual runtime, so it is not eligible until they have run
-//!   (EEVDF alone would run a yielder with the earliest deadline again at once).
+//! * **Yield.** `yield_now` lets the others run: the pick that follows chooses among
+//!   the other members first — an ineligible one too, so the yielder pays for it in
+//!   lag — and the yielder's request starts afresh (EEVDF alone would run a yielder
+//!   that is the only eligible member again at once).
 //! * **Placement.** A thread that blocks while it is ahead (negative lag) stays a
 //!   member — counted in `V`, kept among the ineligible — until the others catch up;
 //!   then it leaves with no lag (the kernel's `DELAY_DEQUEUE`). Woken before that, it is
@@ -282,7 +283,12 @@ pub(crate) struct NormalQueue {
     last_avg: i64,
     /// The member that is running, if any.
     curr: *const Task,
-    /// When `curr`'s deadline comes, in real time (CPU clock ns).
+    /// A member that just yielded: queued, but kept off the heaps until the pick that
+    /// follows has chosen someone else, if there is anyone.
+    yielder: *const Task,
+    /// How much of `curr`'s request was left when it started (real ns), and when that
+    /// runs out on the CPU's monotonic clock (set by the scheduler).
+    slice_left: u64,
     slice_end: u64,
     queued: usize,
     seq: u64,
@@ -299,6 +305,8 @@ impl NormalQueue {
             sum_w: 0,
             last_avg: 0,
             curr: ptr::null(),
+            yielder: ptr::null(),
+            slice_left: 0,
             slice_end: 0,
             queued: 0,
             seq: 0,
@@ -464,6 +472,14 @@ impl NormalQueue {
         self.seq += 1;
         // SAFETY: as above.
         unsafe { fe(t) }.seq = self.seq;
+        if ptr::eq(t, self.yielder) {
+            return; // placed after the pick
+        }
+        self.push(t);
+    }
+
+    /// Puts a queued member on the heap its eligibility says.
+    fn push(&mut self, t: *const Task) {
         if self.is_eligible(t) {
             self.eligible.push(t);
         } else {
@@ -486,6 +502,24 @@ impl NormalQueue {
         if self.queued == 0 {
             return None;
         }
+        let yielder = std::mem::replace(&mut self.yielder, ptr::null());
+        let t = match self.pick_heaps() {
+            Some(t) => {
+                if !yielder.is_null() {
+                    self.push(yielder);
+                }
+                t
+            }
+            None if !yielder.is_null() => yielder,
+            None => return None,
+        };
+        Some(self.start(t, now))
+    }
+
+    /// Takes the eligible member with the earliest deadline off the heaps (or, if
+    /// rounding left none eligible, the least advanced one), dropping delayed members
+    /// whose lag is paid off on the way.
+    fn pick_heaps(&mut self) -> Option<*const Task> {
         while let Some(t) = self.ineligible.top() {
             if !self.is_eligible(t) {
                 break;
@@ -505,12 +539,12 @@ impl NormalQueue {
                 // The only eligible member (its children, the next lowest, are not): take
                 // it without moving it through the other heap.
                 self.ineligible.remove(t);
-                return Some(self.start(t, now));
+                return Some(t);
             }
             self.ineligible.remove(t);
             self.eligible.push(t);
         }
-        let t = loop {
+        loop {
             match self.eligible.top() {
                 // `V` can fall when a member leaves: recheck.
                 Some(t) if !self.is_eligible(t) => {
@@ -519,9 +553,10 @@ impl NormalQueue {
                 }
                 Some(t) => {
                     self.eligible.remove(t);
-                    break t;
+                    return Some(t);
                 }
-                // Some member is always eligible (V ≥ the least v); rounding aside.
+                // Some member is always eligible (V ≥ the least v); rounding aside, and
+                // a yielder kept aside may be the eligible one.
                 None => {
                     let t = self.ineligible.top()?;
                     // SAFETY: as above.
@@ -530,11 +565,10 @@ impl NormalQueue {
                         continue;
                     }
                     self.ineligible.remove(t);
-                    break t;
+                    return Some(t);
                 }
             }
-        };
-        Some(self.start(t, now))
+        }
     }
 
     /// `t`, just taken off a heap, starts running.
@@ -543,7 +577,7 @@ impl NormalQueue {
         // SAFETY: t was queued: a member, alive and ours.
         let e = unsafe { fe(t) };
         e.exec_start = now;
-        self.slice_end = now + to_real(e.deadline - e.vruntime, e.weight);
+        self.slice_left = to_real(e.deadline - e.vruntime, e.weight);
         self.curr = t;
         t
     }
@@ -562,6 +596,7 @@ impl NormalQueue {
         match unsafe { fe(t) }.heap {
             Where::Eligible => self.eligible.remove(t),
             Where::Ineligible => self.ineligible.remove(t),
+            Where::Off if ptr::eq(t, self.yielder) => self.yielder = ptr::null(),
             Where::Off => debug_assert!(false, "queued task on no heap"),
         }
         self.leave(t, false);
@@ -609,17 +644,11 @@ impl NormalQueue {
             Self::learn_request(e);
             e.burst = 0;
         }
-        let others_w = self.sum_w - e.weight as u64;
-        if yielded && others_w > 0 {
-            // A yield lets the others run: it gives up what it is owed, moving just past
-            // the others' average, where it is not eligible until they have run.
-            let w = e.weight as i128;
-            let others = div_floor(self.sum_wv - w * e.vruntime as i128, others_w);
-            if e.vruntime <= others {
-                self.sum_wv += w * (others + 1 - e.vruntime) as i128;
-                e.vruntime = others + 1;
-            }
+        if yielded {
+            // A yield lets the others run: the next pick chooses among them first (even
+            // one that is not eligible), and the yielder's request starts afresh.
             e.deadline = e.vruntime + Self::vrequest(e);
+            self.yielder = t;
         }
         if e.vruntime >= e.deadline {
             // A request used up: a thread that keeps running asks for more next time,
@@ -642,6 +671,22 @@ impl NormalQueue {
         // SAFETY: members of this queue.
         let (c, w) = unsafe { (fe(self.curr), fe(t)) };
         c.vruntime >= c.deadline || (self.is_eligible(t) && w.deadline < c.deadline)
+    }
+
+    /// Whether a member is running.
+    pub(crate) fn has_curr(&self) -> bool {
+        !self.curr.is_null()
+    }
+
+    /// What was left of the running member's request when it started (or was
+    /// reweighted), in real ns.
+    pub(crate) fn slice_left(&self) -> u64 {
+        self.slice_left
+    }
+
+    /// Records when the running member's slice ends on the CPU clock.
+    pub(crate) fn set_slice_end(&mut self, at: u64) {
+        self.slice_end = at;
     }
 
     /// When the running member's slice ends (CPU clock ns); 0 under round-robin, where
@@ -697,6 +742,6 @@ impl NormalQueue {
         e.vruntime = avg - (lag as i128 * old as i128 / new as i128) as i64;
         e.deadline = e.vruntime + (left as i128 * old as i128 / new as i128) as i64;
         self.sum_wv += new as i128 * e.vruntime as i128;
-        self.slice_end = now + to_real(e.deadline - e.vruntime, new);
+        self.slice_left = to_real(e.deadline - e.vruntime, new);
     }
 }

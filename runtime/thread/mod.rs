@@ -529,8 +529,8 @@ pub fn try_current() -> Option<Thread> {
 
 /// Lets the next runnable thread of the same or higher priority run.
 ///
-/// In the fair class ([`Builder::fair`](crate::Builder::fair)) a yield also gives up the
-/// CPU the thread is owed: the others run before it.
+/// In the fair class ([`Builder::fair`](crate::Builder::fair)) another thread of the
+/// class runs next if there is one, even one that has had more than its share.
 ///
 /// A thread that is unwinding (in a destructor during a panic) keeps its CPU: the panic
 /// count is per OS thread, shared by the CPU's green threads.

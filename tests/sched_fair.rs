@@ -204,3 +204,54 @@ fn real_time_threads_still_preempt_every_normal_one() {
         "a normal thread ran beside a real-time spinner"
     );
 }
+
+#[test]
+fn nice_values_are_validated_and_reported() {
+    let _l = support::runtime_lock();
+    let rt = full(Duration::from_millis(1));
+    rt.block_on(|| {
+        let e = Builder::new().nice(20).spawn(|| ()).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains("-20..=19"), "{e}");
+        let e = thread::set_nice(-21).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+        let h = Builder::new()
+            .nice(7)
+            .spawn(|| {
+                let before = thread::current().nice();
+                thread::set_nice(-3).unwrap();
+                (before, thread::current().nice())
+            })
+            .unwrap();
+        assert_eq!(h.join().unwrap(), (7, -3));
+    });
+}
+
+#[test]
+fn thread_stats_count_runs_waits_and_switches() {
+    let _l = support::runtime_lock();
+    let rt = full(Duration::from_millis(1));
+    let (sleeper, hog) = rt.block_on(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let h = thread::spawn(hog(stop.clone()));
+        let s = thread::spawn(|| {
+            for _ in 0..20 {
+                thread::sleep(Duration::from_millis(1));
+                spin_for(Duration::from_micros(200));
+            }
+            thread::current().stats()
+        });
+        let s = s.join().unwrap();
+        stop.store(true, Relaxed);
+        (s, h.join().unwrap())
+    });
+    eprintln!("sleeper {sleeper:?}\nhog {hog:?}");
+    // Twenty sleeps are twenty voluntary switches; the spins before the last switch
+    // (19 × 200 µs of wall time: stats count up to the thread's last switch) are run time.
+    assert!(sleeper.voluntary_switches >= 20, "{sleeper:?}");
+    assert!(sleeper.runtime >= Duration::from_millis(3), "{sleeper:?}");
+    // The hog ran while the sleeper slept, and was preempted for its wakeups.
+    assert!(hog.runtime >= Duration::from_millis(10), "{hog:?}");
+    assert!(hog.involuntary_switches >= 10, "{hog:?}");
+    assert!(hog.wait_time > Duration::ZERO, "{hog:?}");
+}

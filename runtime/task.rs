@@ -40,7 +40,7 @@ use crate::stack::Stack;
 use std::cell::UnsafeCell;
 use std::num::NonZeroU64;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI8, AtomicI64, AtomicU64};
+use std::sync::atomic::{AtomicI8, AtomicI64, AtomicU64, Ordering};
 
 /// A green thread's unique identifier, never reused within a process.
 ///
@@ -116,6 +116,14 @@ pub(crate) struct TaskStats {
     pub(crate) involuntary: AtomicU64,
     pub(crate) lag_ns: AtomicI64,
     pub(crate) nice: AtomicI8,
+}
+
+impl TaskStats {
+    /// Adds `n` to a counter only the task's carrier writes (a plain load and store).
+    #[inline]
+    pub(crate) fn add(c: &AtomicU64, n: u64) {
+        c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
 }
 
 /// A green thread.

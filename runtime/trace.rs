@@ -50,6 +50,18 @@ pub(crate) enum Reason {
     Idle,
 }
 
+impl From<crate::sched::Stop> for Reason {
+    fn from(stop: crate::sched::Stop) -> Reason {
+        use crate::sched::Stop;
+        match stop {
+            Stop::Preempted => Reason::Preempt,
+            Stop::Yielded => Reason::Yield,
+            Stop::Blocked | Stop::Woken => Reason::Block,
+            Stop::Exited => Reason::Exit,
+        }
+    }
+}
+
 /// The class of `t` (null: the idle loop).
 pub(crate) fn class_of(t: *const crate::task::Task) -> Class {
     if t.is_null() {

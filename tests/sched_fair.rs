@@ -127,24 +127,32 @@ fn a_woken_sleeper_preempts_hogs_at_once_whatever_the_tick() {
     }
 }
 
+/// Runs `sleeper` beside a CPU hog at a 1 ms tick; returns both threads' statistics.
+fn sleeper_beside_a_hog(sleeper: fn()) -> (ThreadStats, ThreadStats) {
+    let rt = full(Duration::from_millis(1));
+    rt.block_on(move || {
+        let stop = Arc::new(AtomicBool::new(false));
+        let h = thread::spawn(hog(stop.clone()));
+        let s = thread::spawn(move || {
+            sleeper();
+            thread::current().stats()
+        })
+        .join()
+        .unwrap();
+        stop.store(true, Relaxed);
+        (s, h.join().unwrap())
+    })
+}
+
 #[test]
 fn a_frequent_sleeper_gets_no_more_than_its_share() {
     let _l = support::runtime_lock();
-    let rt = full(Duration::from_millis(1));
-    let (sleeper, hog) = rt.block_on(|| {
-        let stop = Arc::new(AtomicBool::new(false));
-        let h = thread::spawn(hog(stop.clone()));
-        let s = thread::spawn(|| {
-            let t0 = Instant::now();
-            while t0.elapsed() < Duration::from_secs(1) {
-                thread::sleep(Duration::from_micros(10));
-                spin_for(Duration::from_micros(10));
-            }
-            thread::current().stats()
-        });
-        let s = s.join().unwrap();
-        stop.store(true, Relaxed);
-        (s, h.join().unwrap())
+    let (sleeper, hog) = sleeper_beside_a_hog(|| {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(1) {
+            thread::sleep(Duration::from_micros(10));
+            spin_for(Duration::from_micros(10));
+        }
     });
     let share = sleeper.runtime.as_secs_f64() / (sleeper.runtime + hog.runtime).as_secs_f64();
     eprintln!("sleeper {sleeper:?}\nhog {hog:?}\nsleeper's share {share:.3}");
@@ -230,20 +238,11 @@ fn nice_values_are_validated_and_reported() {
 #[test]
 fn thread_stats_count_runs_waits_and_switches() {
     let _l = support::runtime_lock();
-    let rt = full(Duration::from_millis(1));
-    let (sleeper, hog) = rt.block_on(|| {
-        let stop = Arc::new(AtomicBool::new(false));
-        let h = thread::spawn(hog(stop.clone()));
-        let s = thread::spawn(|| {
-            for _ in 0..20 {
-                thread::sleep(Duration::from_millis(1));
-                spin_for(Duration::from_micros(200));
-            }
-            thread::current().stats()
-        });
-        let s = s.join().unwrap();
-        stop.store(true, Relaxed);
-        (s, h.join().unwrap())
+    let (sleeper, hog) = sleeper_beside_a_hog(|| {
+        for _ in 0..20 {
+            thread::sleep(Duration::from_millis(1));
+            spin_for(Duration::from_micros(200));
+        }
     });
     eprintln!("sleeper {sleeper:?}\nhog {hog:?}");
     // Twenty sleeps are twenty voluntary switches; the spins before the last switch

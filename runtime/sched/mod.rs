@@ -104,7 +104,7 @@ mod rq;
 mod waiter;
 pub(crate) mod wake_list;
 
-pub(crate) use normal::FairEntity;
+pub(crate) use normal::{FairEntity, Stop};
 pub use prio::Priority;
 pub(crate) use waiter::Waiter;
 
@@ -114,7 +114,7 @@ use crate::loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, O
 use crate::preempt::{self, SCHED_OFFSET};
 use crate::rt::Model;
 use crate::stack::{Stack, StackPool};
-use crate::task::{BLOCKED, DEAD, RUNNING, Task};
+use crate::task::{BLOCKED, DEAD, RUNNING, Task, TaskStats};
 use crate::time::TimerHeap;
 use crate::trace::{self, Event};
 use crate::{debug, sys};
@@ -393,7 +393,14 @@ impl Cpu {
     }
 
     /// After a pick at `now` (accounting clock): a fair-class thread's slice ends, on
-    /// the CPU clock the timer interrupt reads, when its request runs out.
+    /// the CPU clock the timer interrupt reads, when its request runs out; the mirrors
+    /// are published for `next`.
+    fn picked(&self, l: &mut CpuLocal, next: *const Task, now: u64) {
+        self.start_slice(l, now);
+        self.publish_queued(l, next);
+        self.arm_slice_end();
+    }
+
     fn start_slice(&self, l: &mut CpuLocal, now: u64) {
         if l.rq.normal.is_fair() && l.rq.normal.has_curr() {
             let off = self.acct_offset.load(Ordering::Relaxed);
@@ -671,7 +678,6 @@ impl Cpu {
                 p > curr
                     || p == Priority::DEFAULT
                         && curr == Priority::DEFAULT
-                        && l.rq.normal.is_fair()
                         && l.rq.normal.wakeup_preempts(t, self.acct_ns())
             };
         if preempts {
@@ -895,7 +901,6 @@ pub(crate) unsafe fn schedule_involuntary(cpu: &Cpu) {
 
 #[inline]
 unsafe fn schedule_as(cpu: &Cpu, how: Switch) {
-    let involuntary = how == Switch::Involuntary;
     debug_assert_eq!(preempt::count(), SCHED_OFFSET);
     if crate::rt::in_forked_child() {
         debug::fatal(crate::rt::FORKED_MSG);
@@ -919,19 +924,16 @@ unsafe fn schedule_as(cpu: &Cpu, how: Switch) {
         debug_assert!(!prev.is_null());
         // SAFETY: prev is the running task: alive and ours.
         let state = unsafe { (*prev).state.load(Ordering::SeqCst) };
-        let runnable = state == RUNNING;
-        // SAFETY: as above.
-        unsafe {
-            l.rq.put_prev(
-                prev,
-                now,
-                runnable,
-                how == Switch::Yield,
-                how == Switch::Voluntary,
-                state == DEAD,
-            )
+        let stop = match (how, state) {
+            (Switch::Involuntary, _) => Stop::Preempted,
+            (Switch::Yield, _) => Stop::Yielded,
+            (Switch::Voluntary, RUNNING) => Stop::Woken,
+            (Switch::Voluntary, DEAD) => Stop::Exited,
+            (Switch::Voluntary, _) => Stop::Blocked,
         };
-        if runnable {
+        // SAFETY: as above.
+        unsafe { l.rq.put_prev(prev, now, stop) };
+        if stop.runnable() {
             // SAFETY: as above; the running task is never on the queue.
             unsafe { l.rq.enqueue(prev, now) };
         } else {
@@ -944,39 +946,34 @@ unsafe fn schedule_as(cpu: &Cpu, how: Switch) {
         }
         // SAFETY: carrier, preemption disabled.
         let next = unsafe { l.rq.pick_next(now) }.unwrap_or(ptr::null());
-        cpu.start_slice(l, now);
-        cpu.publish_queued(l, next);
-        cpu.arm_slice_end();
+        cpu.picked(l, next, now);
         if next == prev {
             return;
         }
-        let reason = match (how, state) {
-            (Switch::Involuntary, _) => trace::Reason::Preempt,
-            (_, DEAD) => trace::Reason::Exit,
-            (Switch::Yield, _) => trace::Reason::Yield,
-            _ => trace::Reason::Block,
-        };
+        let involuntary = stop == Stop::Preempted;
         bump(if involuntary {
             &cpu.stats.switches_involuntary
         } else {
             &cpu.stats.switches_voluntary
         });
         // SAFETY: as above.
-        let switches = unsafe {
-            if involuntary {
-                &(*prev).stats.involuntary
-            } else {
-                &(*prev).stats.voluntary
-            }
-        };
-        switches.store(switches.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        TaskStats::add(
+            unsafe {
+                if involuntary {
+                    &(*prev).stats.involuntary
+                } else {
+                    &(*prev).stats.voluntary
+                }
+            },
+            1,
+        );
         l.trace.record(
             cpu,
             Event::Switch {
                 prev: task_id(prev),
                 next: task_id(next),
                 class: trace::class_of(next),
-                reason,
+                reason: trace::Reason::from(stop),
             },
         );
         l.prev = prev;
@@ -1144,11 +1141,10 @@ pub(crate) fn set_nice_current(cpu: &Cpu, t: *const Task, nice: i8) {
         let l = cpu.local();
         let now = cpu.acct_ns();
         l.rq.normal.set_nice(t, nice, now);
-        cpu.start_slice(l, now);
         (*t).stats
             .nice
             .store(nice, std::sync::atomic::Ordering::Relaxed);
-        cpu.publish_queued(l, t);
+        cpu.picked(l, t, now);
     }
     preempt::enable();
 }
@@ -1291,9 +1287,7 @@ fn idle_loop(cpu: &Cpu) {
             let now = cpu.acct_ns();
             // SAFETY: as above.
             let next = unsafe { l.rq.pick_next(now) };
-            cpu.start_slice(l, now);
-            cpu.publish_queued(l, next.unwrap_or(ptr::null()));
-            cpu.arm_slice_end();
+            cpu.picked(l, next.unwrap_or(ptr::null()), now);
             next
         };
         if let Some(next) = next {

@@ -73,6 +73,33 @@ const WEIGHTS: [u32; 40] = [
     70, 56, 45, 36, 29, 23, 18, 15,
 ];
 
+/// Why the running thread stops running (what the scheduler was entered for, and the
+/// state it found the thread in).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Stop {
+    /// The timer interrupt or a wakeup preempted it.
+    Preempted,
+    /// `yield_now`.
+    Yielded,
+    /// It went to sleep.
+    Blocked,
+    /// It went to sleep and was woken before the switch: it runs on.
+    Woken,
+    Exited,
+}
+
+impl Stop {
+    /// It is about to be queued again.
+    pub(crate) fn runnable(self) -> bool {
+        matches!(self, Stop::Preempted | Stop::Yielded | Stop::Woken)
+    }
+
+    /// Its run since it last woke is over (the request learns from it).
+    fn ends_burst(self) -> bool {
+        matches!(self, Stop::Blocked | Stop::Woken)
+    }
+}
+
 /// The weight of `nice` (−20..=19).
 pub(crate) fn weight_of(nice: i8) -> u32 {
     WEIGHTS[(nice.clamp(-20, 19) + 20) as usize]
@@ -602,29 +629,24 @@ impl NormalQueue {
         self.leave(t, false);
     }
 
-    /// The running thread `t` stops running. If it is this class's running member, it
-    /// is charged; with `stays` it remains a member (it is about to be queued again at
-    /// priority 0), and a `yielded` one gives up its lag and its request, so that the
-    /// others run before it; otherwise it leaves. `blocked`: its burst ended (it blocked,
-    /// even if it was woken before the switch).
+    /// The running thread `t` stops running, for the reason `stop`. If it is this
+    /// class's running member, it is charged. If it is runnable and still at priority 0
+    /// it stays a member (it is about to be queued again): a yielder gives up its
+    /// request and lets the others go first. Otherwise it leaves — a sleeper that ran
+    /// ahead stays counted until the others catch up (delayed dequeue).
     ///
     /// # Safety
     /// `t` is the CPU's running task; the caller owns the CPU's scheduler state.
-    pub(crate) unsafe fn put_curr(
-        &mut self,
-        t: *const Task,
-        now: u64,
-        stays: bool,
-        yielded: bool,
-        blocked: bool,
-    ) {
+    pub(crate) unsafe fn put_curr(&mut self, t: *const Task, now: u64, stop: Stop) {
         if !self.fair || !ptr::eq(t, self.curr) {
             return;
         }
         self.update_curr(now);
         self.curr = ptr::null();
+        // SAFETY: per the contract.
+        let stays = stop.runnable() && unsafe { (*t).se().prio } == crate::Priority::DEFAULT;
         if !stays {
-            if blocked && !self.is_eligible(t) {
+            if stop == Stop::Blocked && !self.is_eligible(t) {
                 // Ran ahead of its share: it stays counted in `V` until the others catch
                 // up (or it wakes first), so sleeping does not wipe out its debt and `V`
                 // does not fall behind the threads still queued.
@@ -635,20 +657,23 @@ impl NormalQueue {
                 self.ineligible.push(t);
                 return;
             }
-            return self.leave(t, blocked);
+            return self.leave(t, stop.ends_burst());
         }
         // SAFETY: per the contract.
         let e = unsafe { fe(t) };
-        if blocked {
-            // It blocked and was woken before the switch: its burst ended all the same.
-            Self::learn_request(e);
-            e.burst = 0;
-        }
-        if yielded {
-            // A yield lets the others run: the next pick chooses among them first (even
-            // one that is not eligible), and the yielder's request starts afresh.
-            e.deadline = e.vruntime + Self::vrequest(e);
-            self.yielder = t;
+        match stop {
+            Stop::Woken => {
+                // It blocked and was woken before the switch: its burst ended all the same.
+                Self::learn_request(e);
+                e.burst = 0;
+            }
+            Stop::Yielded => {
+                // A yield lets the others run: the next pick chooses among them first
+                // (even one that is not eligible), and the yielder's request starts afresh.
+                e.deadline = e.vruntime + Self::vrequest(e);
+                self.yielder = t;
+            }
+            _ => {}
         }
         if e.vruntime >= e.deadline {
             // A request used up: a thread that keeps running asks for more next time,
@@ -664,7 +689,10 @@ impl NormalQueue {
     /// # Safety
     /// `t` is queued here; the caller owns the CPU's scheduler state.
     pub(crate) unsafe fn wakeup_preempts(&mut self, t: *const Task, now: u64) -> bool {
-        if !self.fair || self.curr.is_null() {
+        if !self.fair {
+            return false; // round-robin: the tick switches
+        }
+        if self.curr.is_null() {
             return true;
         }
         self.update_curr(now);

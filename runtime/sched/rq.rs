@@ -14,8 +14,8 @@
 
 use super::Priority;
 use super::list::TaskList;
-use super::normal::NormalQueue;
-use crate::task::Task;
+use super::normal::{NormalQueue, Stop};
+use crate::task::{Task, TaskStats};
 use std::sync::atomic::Ordering::Relaxed;
 
 pub(crate) struct RunQueue {
@@ -85,38 +85,24 @@ impl RunQueue {
             let se = (*t).se();
             se.on_rq = false;
             se.ran_at = now;
-            let waited = now.saturating_sub(se.queued_at);
-            let w = &(*t).stats.wait_ns;
-            w.store(w.load(Relaxed) + waited, Relaxed);
+            TaskStats::add(&(*t).stats.wait_ns, now.saturating_sub(se.queued_at));
         }
         Some(t)
     }
 
-    /// The task that ran until now stops running: it yields, is preempted, `blocked`
-    /// (or exits: `dead`); `stays` if it is about to be queued again (a blocker woken
-    /// meanwhile stays). The normal class charges it.
+    /// The task that ran until now stops running, for the reason `stop`; the normal
+    /// class charges it, and its statistics count the run.
     ///
     /// # Safety
     /// `t` is the CPU's running task; the caller owns this CPU's scheduler state.
-    pub(crate) unsafe fn put_prev(
-        &mut self,
-        t: *const Task,
-        now: u64,
-        stays: bool,
-        yielded: bool,
-        blocked: bool,
-        dead: bool,
-    ) {
+    pub(crate) unsafe fn put_prev(&mut self, t: *const Task, now: u64, stop: Stop) {
         // SAFETY: per the contract.
         unsafe {
+            self.normal.put_curr(t, now, stop);
             let se = (*t).se();
-            let stays_normal = stays && se.prio == Priority::DEFAULT;
-            self.normal
-                .put_curr(t, now, stays_normal, yielded, blocked && !dead);
-            let r = &(*t).stats.runtime_ns;
-            r.store(r.load(Relaxed) + now.saturating_sub(se.ran_at), Relaxed);
+            TaskStats::add(&(*t).stats.runtime_ns, now.saturating_sub(se.ran_at));
             se.ran_at = now;
-            if self.normal.is_fair() && !yielded {
+            if self.normal.is_fair() && stop != Stop::Yielded {
                 // (Not at a yield, the hottest switch: its lag is as it gave it up.)
                 (*t).stats.lag_ns.store(self.normal.lag(t), Relaxed);
             }

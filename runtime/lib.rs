@@ -67,7 +67,7 @@ pub use preempt::{
 pub use rt::{Builder, MAX_TICK, MIN_TICK, MODEL_ENV, Model, Runtime, Stats};
 pub use sched::Priority;
 pub use stack::{DEFAULT_STACK_SIZE, min_stack_size};
-pub use thread::spawn;
+pub use thread::{Policy, spawn};
 
 /// Internals exposed to the loom models in `tests/loom_*.rs` (built with `--cfg loom`).
 #[cfg(loom)]

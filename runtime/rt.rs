@@ -21,14 +21,24 @@ use std::time::Duration;
 /// The preemption model: when may the running green thread be switched out?
 ///
 /// Mirrors the kernel's `CONFIG_PREEMPT_*` choices (and, like `PREEMPT_DYNAMIC`, is
-/// chosen when the runtime starts). Ordered from least to most preemptive. `None` and
-/// `Voluntary` are safe to choose with [`Builder::model`]; `Full` asynchronously
-/// preempts arbitrary code and is chosen with the `unsafe` [`Builder::preemptive`].
-/// `Rt` is not implemented yet (`build()` returns `Unsupported`).
+/// chosen when the runtime starts). Ordered from least to most preemptive; each trades
+/// throughput for latency a step further (`examples/compare_models.rs` measures it):
 ///
-/// The environment variable `PREEMPT_MODEL` (`none`, `voluntary`, `full`) can lower
-/// the model a program asks for — never raise it — like Go's `asyncpreemptoff`;
-/// [`Runtime::model`] reports the model in effect.
+/// | model | kernel option | a waiting higher-priority thread runs… | costs |
+/// |---|---|---|---|
+/// | `None` | `PREEMPT_NONE` | when the running thread blocks, sleeps, yields or exits | nothing: no timer interrupt at all |
+/// | `Voluntary` | `PREEMPT_VOLUNTARY` | also at its next `cond_resched()` or blocking call | a tick while threads compete |
+/// | `Full` | `PREEMPT` | at once, unless the runner is in atomic context (a spinlock, `preempt::disable`) | ticks, signals, the thread-local contract |
+/// | `Rt` | `PREEMPT_RT` | at once, also while the runner holds a [`SpinLock`](crate::sync::SpinLock); device work runs in a thread | as `Full`, plus a mutex per spinlock and a thread switch per device interrupt |
+///
+/// `None` and `Voluntary` are safe to choose with [`Builder::model`]; `Full` and `Rt`
+/// asynchronously preempt arbitrary code and are chosen with the `unsafe`
+/// [`Builder::preemptive`].
+///
+/// The environment variable `PREEMPT_MODEL` (`none`, `voluntary`, `full`, `rt`) can
+/// lower the model a program asks for — never raise it — like Go's `asyncpreemptoff`;
+/// [`Runtime::model`] reports the model in effect, so a program can say that it was
+/// downgraded.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
 #[non_exhaustive]
 pub enum Model {
@@ -45,8 +55,21 @@ pub enum Model {
     /// at its next tick; a woken thread of higher priority preempts at once. Bounded
     /// latency, at the price of the thread-local contract of [`Builder::preemptive`].
     Full,
-    /// `CONFIG_PREEMPT_RT`: `Full`, plus sleeping spinlocks and threaded interrupts.
-    /// (Not yet available.)
+    /// `CONFIG_PREEMPT_RT`: everything `Full` does, and the sections `Full` still
+    /// cannot preempt shrink to the runtime's own:
+    ///
+    /// * [`SpinLock`](crate::sync::SpinLock) becomes a sleeping, priority-inheriting
+    ///   lock: its holder is preemptible and a contender sleeps, boosting the holder
+    ///   (only [`RawSpinLock`](crate::sync::RawSpinLock) still spins with preemption
+    ///   off, as `raw_spinlock_t` does);
+    /// * the epoll device's work is threaded: its interrupt only marks the device
+    ///   pending and wakes the CPU's `irq/net` thread, at real-time priority 50 (the
+    ///   kernel's default for irq threads), which polls it and wakes the waiters — so
+    ///   a thread above 50 is not interrupted by network work, and one below is
+    ///   preempted by it as by any thread of priority 50. (The timer interrupt stays
+    ///   in the handler: it only decides a switch, and sleepers' timers expire in the
+    ///   scheduler, as `PREEMPT_RT` keeps sleepers' hrtimers in hard interrupt
+    ///   context.)
     Rt,
 }
 
@@ -64,6 +87,7 @@ pub struct Builder {
     preemptive_ack: bool,
     napi: bool,
     fair: bool,
+    tickless: bool,
 }
 
 /// The shortest tick the timer interrupt can keep on this class of machine.
@@ -83,6 +107,7 @@ impl Default for Builder {
             preemptive_ack: false,
             napi: true,
             fair: false,
+            tickless: true,
         }
     }
 }
@@ -95,7 +120,7 @@ impl Builder {
         self
     }
 
-    /// Chooses an asynchronously preemptive model (`Full`, later `Rt`).
+    /// Chooses an asynchronously preemptive model (`Full` or `Rt`).
     ///
     /// # Safety
     ///
@@ -156,6 +181,17 @@ impl Builder {
         self
     }
 
+    /// Tickless full (default on, the kernel's `NO_HZ_FULL`): a CPU running one thread
+    /// with nothing queued that could preempt it, and no timer due before the next
+    /// tick, stops its tick, so a lone computation is not interrupted at all
+    /// ([`Stats::ticks`] counts the ticks taken). `false` keeps the tick running
+    /// whenever the CPU is busy (`NO_HZ_IDLE`: an idle CPU stops it either way), for
+    /// comparison.
+    pub fn tickless(mut self, on: bool) -> Self {
+        self.tickless = on;
+        self
+    }
+
     /// Number of CPUs (carrier OS threads). Only `1` is supported today.
     pub fn cpus(mut self, n: usize) -> Self {
         self.cpus = n;
@@ -187,8 +223,8 @@ impl Builder {
     /// # Errors
     /// * `InvalidInput` — `cpus(0)`, a tick outside `MIN_TICK..=MAX_TICK`, a stack size
     ///   below the minimum, a name containing a NUL byte;
-    /// * `Unsupported` — `cpus(n > 1)`, or a model other than `Model::None` (not yet
-    ///   implemented);
+    /// * `Unsupported` — `cpus(n > 1)`, or `Full`/`Rt` on a build where asynchronous
+    ///   preemption is unavailable;
     /// * `ResourceBusy` — another runtime is live in this process, or the caller is a
     ///   green thread;
     /// * any OS error from creating the carrier's eventfd, epoll instance or thread.
@@ -220,12 +256,6 @@ impl Builder {
                 self.model
             ));
         }
-        if self.model == Model::Rt {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "Model::Rt is not implemented yet",
-            ));
-        }
         let model = match env_model()? {
             Some(limit) if limit < self.model => limit,
             _ => self.model,
@@ -235,7 +265,7 @@ impl Builder {
         {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
-                format!("Model::Full is unavailable: {why}"),
+                format!("Model::{model:?} is unavailable: {why}"),
             ));
         }
         if in_forked_child() {
@@ -254,6 +284,7 @@ impl Builder {
             ));
         }
         let live = LiveToken;
+        crate::sync::spinlock::SLEEPING.store(model == Model::Rt, Ordering::Relaxed);
         watch_fork();
         debug::overflow::install();
         debug::panic::install_hook();
@@ -269,6 +300,7 @@ impl Builder {
                 tick: self.tick,
                 napi: self.napi,
                 fair: self.fair,
+                nohz_full: self.tickless,
             },
             &chip,
         )?;
@@ -282,7 +314,7 @@ impl Builder {
                 sched::run_carrier(carrier_cpu);
                 let _ = done_tx.send(());
             })?;
-        Ok(Runtime {
+        let rt = Runtime {
             cpu,
             irq_chip: Some(chip),
             carrier: Some(carrier),
@@ -290,7 +322,19 @@ impl Builder {
             shutdown_timeout: self.shutdown_timeout,
             watchdog: Some(watchdog),
             _live: live,
-        })
+        };
+        if model == Model::Rt {
+            // The device's irq thread exists from the start, as a requested irq's
+            // thread does (under the other models `ksoftirqd` starts with the first
+            // registration). On failure `rt` is dropped: a clean shutdown.
+            let c = rt.cpu.clone();
+            thread::Builder::new()
+                .name("irq-setup".into())
+                .spawn_on(&rt.cpu, move || crate::io::device::ensure_ksoftirqd(&c))?
+                .join()
+                .map_err(|_| io::Error::other("starting the device's irq thread panicked"))??;
+        }
+        Ok(rt)
     }
 }
 
@@ -349,6 +393,7 @@ static LIVE: AtomicBool = AtomicBool::new(false);
 struct LiveToken;
 impl Drop for LiveToken {
     fn drop(&mut self) {
+        crate::sync::spinlock::SLEEPING.store(false, Ordering::Relaxed);
         LIVE.store(false, Ordering::Release);
     }
 }
@@ -464,6 +509,7 @@ impl Runtime {
             deferred_pc: r(&s.deferred_pc),
             deferred_irq_mask: r(&s.deferred_irq_mask),
             deferred_panicking: r(&s.deferred_panicking),
+            deadline_throttled: r(&s.dl_throttled),
             net_interrupts: r(&self.cpu.net.stats.interrupts),
             net_softirq_passes: r(&self.cpu.net.stats.passes),
             net_events: r(&self.cpu.net.stats.events),
@@ -549,6 +595,9 @@ pub struct Stats {
     pub deferred_irq_mask: u64,
     /// Preemptions deferred because the carrier was panicking.
     pub deferred_panicking: u64,
+    /// Times a deadline thread spent its runtime (or ended its job with a yield) and
+    /// waited for its next period.
+    pub deadline_throttled: u64,
     /// Device interrupts: epoll readiness signalled to a busy CPU.
     pub net_interrupts: u64,
     /// Softirq passes over the epoll device (in the scheduler or `ksoftirqd`).

@@ -100,6 +100,9 @@ pub(crate) struct SchedEntity {
     pub(crate) irq_saved: Option<Priority>,
     /// The fair class's view of the task (`sched::normal`).
     pub(crate) fair: crate::sched::FairEntity,
+    /// A deadline thread's budget and deadline (`sched::deadline`); `None` for the
+    /// fixed-priority classes.
+    pub(crate) dl: Option<crate::sched::DlEntity>,
     /// When it was last queued and last started running (CPU clock ns), for its stats.
     pub(crate) queued_at: u64,
     pub(crate) ran_at: u64,
@@ -132,6 +135,8 @@ pub(crate) struct Task {
     pub(crate) name: Option<Box<str>>,
     pub(crate) cpu: Arc<Cpu>,
     pub(crate) prio: Priority,
+    /// A deadline thread's reservation (immutable; its state is in `se.dl`).
+    pub(crate) dl: Option<crate::sched::DlParams>,
     /// Usable stack bytes (for reports).
     pub(crate) stack_size: usize,
     /// The guard page's address range, for the overflow report.
@@ -167,6 +172,7 @@ impl Task {
         cpu: Arc<Cpu>,
         prio: Priority,
         nice: i8,
+        dl: Option<crate::sched::DlParams>,
         ctx: Context,
         stack: Stack,
     ) -> Task {
@@ -175,6 +181,7 @@ impl Task {
             name,
             cpu,
             prio,
+            dl,
             stack_size: stack.size(),
             guard: stack.guard(),
             state: AtomicU8::new(RUNNING),
@@ -194,6 +201,7 @@ impl Task {
                 pi_held: std::ptr::null(),
                 irq_saved: None,
                 fair: crate::sched::FairEntity::new(nice),
+                dl: dl.map(crate::sched::DlEntity::new),
                 queued_at: 0,
                 ran_at: 0,
             }),

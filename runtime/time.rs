@@ -83,12 +83,12 @@ impl TimerHeap {
     }
 
     /// The earliest entry if it is due at `now`.
-    pub(crate) fn pop_expired(&mut self, now: u64) -> Option<(Arc<Task>, u64)> {
+    pub(crate) fn pop_expired(&mut self, now: u64) -> Option<(Arc<Task>, u64, u64)> {
         if self.heap.peek()?.0.deadline > now {
             return None;
         }
         let Reverse(t) = self.heap.pop()?;
-        Some((t.task, t.token))
+        Some((t.task, t.token, t.deadline))
     }
 }
 

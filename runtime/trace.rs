@@ -34,6 +34,8 @@ pub(crate) enum Class {
     /// Priority 0: the fair class (or round-robin).
     Normal,
     RealTime,
+    /// The deadline class (EDF).
+    Deadline,
     /// `Priority::IRQ`: woken by the device without NAPI.
     Interrupt,
 }
@@ -70,6 +72,7 @@ pub(crate) fn class_of(t: *const crate::task::Task) -> Class {
     // SAFETY: callers pass a live task of the calling carrier, preemption disabled.
     match unsafe { (*t).se().prio } {
         crate::Priority::DEFAULT => Class::Normal,
+        crate::Priority::DEADLINE => Class::Deadline,
         p if p > crate::Priority::MAX => Class::Interrupt,
         _ => Class::RealTime,
     }

@@ -60,10 +60,9 @@ fn bad_builder_values_are_errors() {
             "Builder::preemptive",
         ),
         (
-            // SAFETY: never built: the model is refused.
-            unsafe { Runtime::builder().preemptive(Model::Rt) },
-            ErrorKind::Unsupported,
-            "Model::Rt",
+            Runtime::builder().model(Model::Rt),
+            ErrorKind::InvalidInput,
+            "Builder::preemptive",
         ),
     ];
     for (builder, kind, text) in cases {

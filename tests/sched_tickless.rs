@@ -95,3 +95,22 @@ fn a_remote_wakeup_reaches_a_tickless_busy_cpu() {
     );
     drop(Arc::into_inner(rt).unwrap());
 }
+
+#[test]
+fn tickless_full_takes_fewer_ticks_than_periodic() {
+    let _l = support::runtime_lock();
+    let lone = |tickless: bool| {
+        // SAFETY: the green thread touches no thread-local.
+        let rt = unsafe { preempt::Runtime::builder().preemptive(preempt::Model::Full) }
+            .tick(Duration::from_millis(1))
+            .tickless(tickless)
+            .build()
+            .unwrap();
+        let t0 = rt.stats().ticks;
+        rt.block_on(|| spin(Duration::from_millis(100)));
+        rt.stats().ticks - t0
+    };
+    let (nohz, periodic) = (lone(true), lone(false));
+    assert!(nohz <= 5, "tickless: {nohz} ticks in 100 ms");
+    assert!(periodic >= 60, "periodic: only {periodic} ticks in 100 ms");
+}

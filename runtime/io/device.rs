@@ -31,6 +31,14 @@
 //! until it blocks again — its processing of the input is the receive processing.
 //! Under a flood that never lets it block, nothing else runs: receive livelock.
 //!
+//! **Threaded, under `Model::Rt`** (`PREEMPT_RT`'s forced irq threading): the
+//! scheduler runs no pass of its own once the CPU has its softirq thread; a raised
+//! softirq is handed to that thread at once, and the thread — named `irq/net/N` and
+//! running at real-time priority [`RT_IRQ_PRIORITY`] — does every pass. Device work
+//! then preempts the threads below 50 and waits for the ones above, like any thread
+//! of its priority. (The idle loop still dispatches what its own epoll wait returns:
+//! an idle CPU interrupts nobody.)
+//!
 //! **Deferred interrupts** (the kernel's `napi_defer_hard_irqs` with its hrtimer):
 //! on a busy CPU an interrupt per batch of events costs more than the events — a
 //! controller wakeup and a signal, some 5–10 µs here. So a pass that found events keeps
@@ -49,12 +57,17 @@ use super::reactor::{READ, WRITE};
 use super::{Io, IoRef};
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 use crate::preempt;
-use crate::sched::{self, Cpu, bump};
+use crate::rt::Model;
+use crate::sched::{self, Cpu, Priority, bump};
 use crate::sys;
 use std::cell::UnsafeCell;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
+
+/// The priority of the device's thread under `Model::Rt`: the kernel's default for
+/// threaded interrupt handlers (`SCHED_FIFO` 50).
+pub(crate) const RT_IRQ_PRIORITY: Priority = Priority::new(50);
 
 /// Events one softirq pass may take before it hands the rest to `ksoftirqd`.
 pub(crate) const BUDGET_EVENTS: u64 = 256;
@@ -215,6 +228,16 @@ pub(crate) unsafe fn do_softirq(cpu: &Cpu) {
     if (dev.pending.load(Ordering::Relaxed) || polling)
         && dev.softirq_wanted(if polling { cpu.now_ns() } else { 0 })
     {
+        if cpu.config.model == Model::Rt
+            // SAFETY: forwarded.
+            && let Some(k) = unsafe { &*dev.ksoftirqd.get() }
+        {
+            // Threaded: the irq thread polls (module docs).
+            if !dev.handed_off.swap(true, Ordering::SeqCst) {
+                wake(k.clone(), Ctx::Scheduler, false);
+            }
+            return;
+        }
         // SAFETY: forwarded.
         unsafe { net_rx_action(cpu, Ctx::Scheduler) };
     }
@@ -365,8 +388,14 @@ pub(crate) fn ensure_ksoftirqd(cpu: &Arc<Cpu>) -> io::Result<()> {
     // Until the task is recorded below, a pass that runs out of budget finds no
     // `ksoftirqd` and leaves the polling to the scheduler (`net_rx_action`).
     let c = cpu.clone();
+    let (name, prio) = if cpu.config.model == Model::Rt {
+        (format!("irq/net/{}", cpu.id), RT_IRQ_PRIORITY)
+    } else {
+        (format!("ksoftirqd/{}", cpu.id), Priority::DEFAULT)
+    };
     let spawned = crate::thread::Builder::new()
-        .name(format!("ksoftirqd/{}", cpu.id))
+        .name(name)
+        .priority(prio)
         .spawn_on(cpu, move || ksoftirqd(&c));
     let h = match spawned {
         Ok(h) => h,
@@ -383,7 +412,8 @@ pub(crate) fn ensure_ksoftirqd(cpu: &Arc<Cpu>) -> io::Result<()> {
     Ok(())
 }
 
-/// The per-CPU softirq thread: polls the device while a pass ran out of budget,
+/// The per-CPU softirq thread (under `Model::Rt`, the device's irq thread): polls the
+/// device while a pass ran out of budget (under `Rt`: while the softirq is raised),
 /// yielding to its equals between passes, and sleeps otherwise. Its passes run with
 /// preemption disabled, so a registration cannot be freed under one (`dispatch`).
 fn ksoftirqd(cpu: &Cpu) {

@@ -97,6 +97,7 @@
 //! them sees the other (Dekker). `tests/loom_wake.rs` checks both protocols.
 
 mod clock;
+pub(crate) mod deadline;
 mod list;
 pub(crate) mod normal;
 mod prio;
@@ -104,6 +105,7 @@ mod rq;
 mod waiter;
 pub(crate) mod wake_list;
 
+pub(crate) use deadline::{DlEntity, DlParams};
 pub(crate) use normal::{FairEntity, Stop};
 pub use prio::Priority;
 pub(crate) use waiter::Waiter;
@@ -138,6 +140,9 @@ pub(crate) struct Config {
     pub(crate) napi: bool,
     /// The normal class is the fair class (else round-robin).
     pub(crate) fair: bool,
+    /// Tickless full: a busy CPU with nothing to preempt for stops its tick (else the
+    /// tick runs whenever the CPU is busy, as with `NO_HZ_IDLE`).
+    pub(crate) nohz_full: bool,
 }
 
 impl Config {
@@ -165,6 +170,7 @@ pub(crate) struct CpuStats {
     pub(crate) deferred_pc: AtomicU64,
     pub(crate) deferred_irq_mask: AtomicU64,
     pub(crate) deferred_panicking: AtomicU64,
+    pub(crate) dl_throttled: AtomicU64,
 }
 
 /// Adds one to a counter that only the calling carrier writes (no RMW needed; its
@@ -211,6 +217,8 @@ pub(crate) struct Cpu {
     pub(crate) running: AtomicPtr<Task>,
     pub(crate) tid: std::sync::atomic::AtomicI32,
     pub(crate) stats: CpuStats,
+    /// The deadline bandwidth admitted on this CPU (`deadline`).
+    pub(crate) dl_bw: deadline::Bandwidth,
     /// Zero of the CPU's nanosecond clock (timers are kept as offsets from it).
     epoch: Instant,
     /// The cheap clock that run and wait times are charged with (`clock`), and the CPU
@@ -338,6 +346,7 @@ impl Cpu {
             running: AtomicPtr::new(ptr::null_mut()),
             tid: std::sync::atomic::AtomicI32::new(0),
             stats: CpuStats::default(),
+            dl_bw: deadline::Bandwidth::default(),
             epoch: Instant::now(),
             acct: clock::Clock::new(),
             acct_offset: std::sync::atomic::AtomicI64::new(0),
@@ -396,16 +405,24 @@ impl Cpu {
     /// the CPU clock the timer interrupt reads, when its request runs out; the mirrors
     /// are published for `next`.
     fn picked(&self, l: &mut CpuLocal, next: *const Task, now: u64) {
-        self.start_slice(l, now);
+        self.start_slice(l, next, now);
         self.publish_queued(l, next);
-        self.arm_slice_end();
+        self.arm_slice_end(l);
     }
 
-    fn start_slice(&self, l: &mut CpuLocal, now: u64) {
+    /// A fair-class thread's slice, or a deadline thread's budget, ends at `now` plus
+    /// what is left of it, converted to the CPU clock.
+    fn start_slice(&self, l: &mut CpuLocal, next: *const Task, now: u64) {
+        let off = self.acct_offset.load(Ordering::Relaxed);
         if l.rq.normal.is_fair() && l.rq.normal.has_curr() {
-            let off = self.acct_offset.load(Ordering::Relaxed);
             let end = (now + l.rq.normal.slice_left()).saturating_add_signed(off);
             l.rq.normal.set_slice_end(end);
+        }
+        // SAFETY: `next` (if any) was just picked: alive and ours.
+        if let Some(dl) = unsafe { next.as_ref() }.and_then(|t| unsafe { t.se().dl.as_ref() }) {
+            let left = dl.runtime_left.max(0) as u64;
+            l.rq.dl
+                .set_curr_end((now + left).saturating_add_signed(off));
         }
     }
 
@@ -426,11 +443,15 @@ impl Cpu {
             u64::MAX
         } else {
             // SAFETY: the running (or about to run) task is alive and ours.
-            let prio = unsafe { (*running).se().prio.get() } as usize;
-            match l.rq.top_prio() {
-                Some(p) if p > prio => 0,
-                Some(0) if prio == 0 => l.rq.normal.slice_end(),
-                Some(p) if p == prio => 0,
+            let se = unsafe { (*running).se() };
+            let prio = se.prio.get() as usize;
+            match (l.rq.top_prio(), &se.dl) {
+                (Some(p), _) if p > prio => 0,
+                // EDF: only an earlier deadline preempts; else the budget's end does.
+                (_, Some(dl)) if l.rq.dl.earliest().is_some_and(|d| d < dl.deadline) => 0,
+                (_, Some(_)) => l.rq.dl.curr_end(),
+                (Some(0), _) if prio == 0 => l.rq.normal.slice_end(),
+                (Some(p), _) if p == prio => 0,
                 _ => u64::MAX,
             }
         };
@@ -443,10 +464,13 @@ impl Cpu {
         }
     }
 
-    /// After a pick under a tick coarser than the fair class's base slice: the end of
-    /// the slice gets a one-shot, so the slice does not depend on the tick.
-    fn arm_slice_end(&self) {
-        if self.config.tick.as_nanos() as u64 <= normal::BASE_SLICE {
+    /// After a pick under a tick coarser than the fair class's base slice, or of a
+    /// deadline thread: the end of the slice or budget gets a one-shot, so it does not
+    /// depend on the tick.
+    fn arm_slice_end(&self, l: &CpuLocal) {
+        if self.config.tick.as_nanos() as u64 <= normal::BASE_SLICE
+            && l.rq.dl.curr_end() == u64::MAX
+        {
             return; // the periodic tick ends slices in time
         }
         let at = self.preempt_at.load(Ordering::Relaxed);
@@ -460,8 +484,17 @@ impl Cpu {
     /// `pull_wakeups_slow`) — not on every switch.
     fn publish_timers(&self, l: &CpuLocal) {
         if self.config.ticks() {
-            let next = l.timers.next_deadline().unwrap_or(u64::MAX);
+            let next = Self::next_timer_of(l).unwrap_or(u64::MAX);
             self.next_timer.store(next, Ordering::Relaxed);
+        }
+    }
+
+    /// The earliest timer deadline or deadline-class release, if any.
+    fn next_timer_of(l: &CpuLocal) -> Option<u64> {
+        let release = l.rq.dl.next_release();
+        match l.timers.next_deadline() {
+            Some(t) => Some(t.min(release)),
+            None => (release != u64::MAX).then_some(release),
         }
     }
 
@@ -518,6 +551,12 @@ impl Cpu {
     /// then re-checks the wake list against remote wakers (the other half is in `kick`).
     /// ASYNC-SIGNAL-SAFE.
     pub(crate) fn stop_tick_if_alone(&self) {
+        if !self.config.nohz_full {
+            // Periodic while busy: the tick keeps running; a timer before the next tick
+            // still gets its one-shot.
+            self.arm_timer_before_next_tick();
+            return;
+        }
         let next = self.next_event();
         if next == u64::MAX {
             tick::stop();
@@ -562,7 +601,7 @@ impl Cpu {
     fn arm_next_timer(&self, l: &CpuLocal) {
         if self.config.ticks()
             && tick::is_stopped()
-            && let Some(next) = l.timers.next_deadline()
+            && let Some(next) = Self::next_timer_of(l)
         {
             self.arm_timer(next);
         }
@@ -647,10 +686,30 @@ impl Cpu {
     /// # Safety
     /// Carrier of this CPU, preemption disabled; `t` belongs to this CPU and is alive.
     unsafe fn enqueue_task(&self, l: &mut CpuLocal, t: *const Task) -> bool {
+        // SAFETY: forwarded.
+        unsafe { self.enqueue_woken(l, t, None) }
+    }
+
+    /// [`Cpu::enqueue_task`] for a wakeup that happened at `woken` (CPU clock) — a
+    /// timer's expiry, which the scheduler may process late (the expiry waits for the
+    /// end of a non-preemptible section) — so a deadline thread's wakeup rule sees the
+    /// time it woke, as a hard interrupt's wakeup would, not the time it was queued.
+    ///
+    /// # Safety
+    /// As for [`Cpu::enqueue_task`].
+    unsafe fn enqueue_woken(&self, l: &mut CpuLocal, t: *const Task, woken: Option<u64>) -> bool {
         // SAFETY: per the contract.
         unsafe {
             if t == l.curr || (*t).se().on_rq {
                 return false;
+            }
+            if let Some(dl) = &mut (*t).se().dl {
+                if dl.throttled {
+                    return false; // queued at its release
+                }
+                if dl.blocked {
+                    dl.wake(woken.unwrap_or_else(|| self.now_ns()));
+                }
             }
             l.rq.enqueue(t, self.acct_ns());
         }
@@ -676,6 +735,8 @@ impl Cpu {
             && unsafe {
                 let (p, curr) = ((*t).se().prio, (*l.curr).se().prio);
                 p > curr
+                    || matches!((&(*t).se().dl, &(*l.curr).se().dl),
+                        (Some(a), Some(b)) if a.deadline < b.deadline)
                     || p == Priority::DEFAULT
                         && curr == Priority::DEFAULT
                         && l.rq.normal.wakeup_preempts(t, self.acct_ns())
@@ -688,13 +749,37 @@ impl Cpu {
         }
     }
 
+    /// A deadline thread stopping runnable: if it yielded (its job is done) or spent its
+    /// budget, it is replenished and, if its next period has not begun, throttled until
+    /// then. Returns whether it was throttled (and so must not be queued).
+    ///
+    /// # Safety
+    /// Carrier of this CPU, preemption disabled; `t` is its running task, just put back.
+    unsafe fn throttle_if_spent(&self, l: &mut CpuLocal, t: *const Task, stop: Stop) -> bool {
+        // SAFETY: per the contract.
+        let Some(dl) = (unsafe { &mut (*t).se().dl }) else {
+            return false;
+        };
+        if stop == Stop::Yielded {
+            dl.runtime_left = 0;
+        }
+        if !dl.spent() || !dl.replenish(self.now_ns()) {
+            return false;
+        }
+        l.rq.dl.throttle(t);
+        bump(&self.stats.dl_throttled);
+        self.publish_timers(l);
+        self.arm_next_timer(l);
+        true
+    }
+
     /// Moves wakeups from the wake list and due timers onto the run queue.
     ///
     /// # Safety
     /// Carrier of this CPU, preemption disabled.
     #[inline]
     unsafe fn pull_wakeups(&self, l: &mut CpuLocal) {
-        if !self.wake_list.is_empty_relaxed() || !l.timers.is_empty() {
+        if !self.wake_list.is_empty_relaxed() || !l.timers.is_empty() || l.rq.dl.has_throttled() {
             // SAFETY: forwarded.
             unsafe { self.pull_wakeups_slow(l) }
         }
@@ -714,18 +799,21 @@ impl Cpu {
                 l.trace.record(self, Event::Wakeup(t.id.as_u64().get()));
             }
         }
-        if l.timers.is_empty() {
-            return;
-        }
         let now = self.now_ns();
         let mut expired = false;
-        while let Some((task, token)) = l.timers.pop_expired(now) {
+        while let Some(t) = l.rq.dl.take_released(now) {
+            // Replenished and released: queued by its new deadline.
+            expired = true;
+            // SAFETY: a throttled task is alive (the scheduler's reference) and ours.
+            unsafe { l.rq.enqueue(t, self.acct_ns()) };
+        }
+        while let Some((task, token, due)) = l.timers.pop_expired(now) {
             expired = true;
             // SAFETY: the task is alive (the timer held a reference) and ours.
             let current_token = unsafe { task.se().timer_token };
             if token == current_token && wake_cas(&task) {
                 // SAFETY: as above.
-                unsafe { self.enqueue_task(l, Arc::as_ptr(&task)) };
+                unsafe { self.enqueue_woken(l, Arc::as_ptr(&task), Some(due)) };
                 bump(&self.stats.wakeups_local);
                 l.trace.record(self, Event::Wakeup(task.id.as_u64().get()));
             }
@@ -933,7 +1021,8 @@ unsafe fn schedule_as(cpu: &Cpu, how: Switch) {
         };
         // SAFETY: as above.
         unsafe { l.rq.put_prev(prev, now, stop) };
-        if stop.runnable() {
+        // SAFETY: as above.
+        if stop.runnable() && !unsafe { cpu.throttle_if_spent(l, prev, stop) } {
             // SAFETY: as above; the running task is never on the queue.
             unsafe { l.rq.enqueue(prev, now) };
         } else {
@@ -1027,6 +1116,10 @@ pub(crate) unsafe fn finish_task_switch(cpu: &Cpu) {
     // SAFETY: prev is dead and switched out: nothing runs on its stack any more.
     if let Some(stack) = unsafe { (*prev).se().stack.take() } {
         l.stacks.put(stack);
+    }
+    // SAFETY: as above.
+    if let Some(dl) = unsafe { &(*prev).se().dl } {
+        cpu.dl_bw.release(&dl.params);
     }
     bump(&cpu.stats.exited);
     cpu.nr_live.fetch_sub(1, Ordering::Release);
@@ -1201,9 +1294,35 @@ pub(crate) fn spawn_on(
     name: Option<Box<str>>,
     prio: Priority,
     nice: i8,
+    dl: Option<DlParams>,
     stack_size: usize,
     make_ctx: impl FnOnce(&Stack) -> io::Result<Context>,
 ) -> io::Result<Arc<Task>> {
+    // Admission first: a refused deadline thread costs nothing.
+    if let Some(p) = &dl {
+        cpu.dl_bw.admit(p, cpu.id)?;
+    }
+    let spawned = spawn_admitted(cpu, name, prio, nice, dl, stack_size, make_ctx);
+    if let (Err(_), Some(p)) = (&spawned, &dl) {
+        cpu.dl_bw.release(p);
+    }
+    spawned
+}
+
+fn spawn_admitted(
+    cpu: &Arc<Cpu>,
+    name: Option<Box<str>>,
+    prio: Priority,
+    nice: i8,
+    dl: Option<DlParams>,
+    stack_size: usize,
+    make_ctx: impl FnOnce(&Stack) -> io::Result<Context>,
+) -> io::Result<Arc<Task>> {
+    let prio = if dl.is_some() {
+        Priority::DEADLINE
+    } else {
+        prio
+    };
     let local = this_cpu().is_some_and(|c| ptr::eq(c, &**cpu));
     let stack = if local {
         preempt::disable_raw();
@@ -1211,14 +1330,18 @@ pub(crate) fn spawn_on(
         let l = unsafe { cpu.local() };
         let s = l.stacks.get(stack_size);
         // Room in the run queue for every live thread, so queueing does not allocate.
-        l.rq.normal.reserve(cpu.nr_live.load(Ordering::Relaxed) + 1);
+        let live = cpu.nr_live.load(Ordering::Relaxed) + 1;
+        l.rq.normal.reserve(live);
+        if dl.is_some() {
+            l.rq.dl.reserve(live);
+        }
         preempt::enable_no_resched();
         s?
     } else {
         Stack::new(stack_size)?
     };
     let ctx = make_ctx(&stack)?;
-    let task = Arc::new(Task::new(name, cpu.clone(), prio, nice, ctx, stack));
+    let task = Arc::new(Task::new(name, cpu.clone(), prio, nice, dl, ctx, stack));
     cpu.nr_live.fetch_add(1, Ordering::Relaxed);
     let sched_ref = Arc::into_raw(task.clone());
     if local {
@@ -1345,9 +1468,7 @@ fn idle_loop(cpu: &Cpu) {
         let timeout = {
             // SAFETY: carrier, preemption disabled.
             let l = unsafe { cpu.local() };
-            l.timers
-                .next_deadline()
-                .map(|d| Duration::from_nanos(d.saturating_sub(cpu.now_ns())))
+            Cpu::next_timer_of(l).map(|d| Duration::from_nanos(d.saturating_sub(cpu.now_ns())))
         };
         bump(&cpu.stats.idle_waits);
         net::idle_enter(cpu);
@@ -1360,6 +1481,9 @@ fn idle_loop(cpu: &Cpu) {
         let n = sys::epoll_wait_ns(&cpu.epoll, &mut events, timeout).unwrap_or(0);
         cpu.idle.store(false, Ordering::SeqCst);
         cpu.sync_clocks(cpu.now_ns());
+        if cpu.config.ticks() && !cpu.config.nohz_full {
+            tick::start(cpu.config.tick); // periodic while busy
+        }
         // The tick stays stopped until a second thread needs it (`publish_queued`); a
         // timer still pending gets its one-shot.
         // SAFETY: carrier, preemption disabled.

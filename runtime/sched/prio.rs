@@ -12,13 +12,18 @@ impl Priority {
     pub const DEFAULT: Priority = Priority(0);
     /// The highest real-time priority: 99.
     pub const MAX: Priority = Priority(99);
+    /// The deadline class's level, above every fixed priority: deadline threads are
+    /// queued by deadline (`sched::deadline`), and a thread that inherits from one
+    /// (priority inheritance) runs here, FIFO, after them.
+    pub(crate) const DEADLINE: Priority = Priority(100);
     /// Interrupt level, above every thread's priority: a thread woken by the epoll
     /// device under `Builder::napi(false)` runs at it until it blocks again, as receive
     /// processing ran in interrupt context before NAPI (`io::device`). Never a
     /// thread's base priority.
-    pub(crate) const IRQ: Priority = Priority(100);
-    /// Number of run-queue levels: the priorities 0..=99 and [`Priority::IRQ`].
-    pub(crate) const LEVELS: usize = 101;
+    pub(crate) const IRQ: Priority = Priority(101);
+    /// Number of run-queue levels: the priorities 0..=99, [`Priority::DEADLINE`] and
+    /// [`Priority::IRQ`].
+    pub(crate) const LEVELS: usize = 102;
 
     /// Priority `p`: 0 is the normal class, 1..=99 real-time.
     ///

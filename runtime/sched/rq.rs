@@ -1,7 +1,8 @@
 //! The per-CPU run queue: 100 priorities, O(1) pick.
 //!
 //! ```text
-//!  bitmap (128 bits)            lists
+//!  deadline threads ─────────► DlQueue (EDF)        before every priority list
+//!  bitmap (128 bits)            lists               (but the interrupt level's)
 //!  bit 99 ─ set ───────────►  [99]  T ─ T          real-time: FIFO per priority,
 //!  ...                         ...                   highest non-empty list wins
 //!  bit  1 ─ clear            [ 1]  (empty)
@@ -13,6 +14,7 @@
 //! the soft irq mask held too.
 
 use super::Priority;
+use super::deadline::DlQueue;
 use super::list::TaskList;
 use super::normal::{NormalQueue, Stop};
 use crate::task::{Task, TaskStats};
@@ -22,6 +24,7 @@ pub(crate) struct RunQueue {
     bitmap: [u64; 2],
     rt: [TaskList; Priority::LEVELS],
     pub(crate) normal: NormalQueue,
+    pub(crate) dl: DlQueue,
     nr_running: usize,
 }
 
@@ -32,6 +35,7 @@ impl RunQueue {
             bitmap: [0; 2],
             rt: [const { TaskList::new() }; Priority::LEVELS],
             normal: NormalQueue::new(fair),
+            dl: DlQueue::new(),
             nr_running: 0,
         }
     }
@@ -51,6 +55,8 @@ impl RunQueue {
             let p = (*t).se().prio.get() as usize;
             if p == 0 {
                 self.normal.enqueue(t);
+            } else if (*t).se().dl.is_some() && p == Priority::DEADLINE.get() as usize {
+                self.dl.push(t);
             } else {
                 // Blocked in the fair class, woken in another (priority inheritance).
                 self.normal.forget_delayed(t);
@@ -67,7 +73,10 @@ impl RunQueue {
     /// The caller owns this CPU's scheduler state; the task that ran last has been put
     /// back (`put_prev`).
     pub(crate) unsafe fn pick_next(&mut self, now: u64) -> Option<*const Task> {
-        let t = match self.highest_rt() {
+        let top = self.highest_rt();
+        let t = match top {
+            Some(p) if p < Priority::IRQ.get() as usize && !self.dl.is_empty() => self.dl.pop(),
+            None if !self.dl.is_empty() => self.dl.pop(),
             Some(p) => {
                 // SAFETY: the bit says the list is non-empty; its tasks are ours.
                 let t = unsafe { self.rt[p].pop_front() };
@@ -100,8 +109,14 @@ impl RunQueue {
         unsafe {
             self.normal.put_curr(t, now, stop);
             let se = (*t).se();
-            TaskStats::add(&(*t).stats.runtime_ns, now.saturating_sub(se.ran_at));
+            let ran = now.saturating_sub(se.ran_at);
+            TaskStats::add(&(*t).stats.runtime_ns, ran);
             se.ran_at = now;
+            if let Some(dl) = &mut se.dl {
+                dl.runtime_left -= ran as i64;
+                dl.blocked = !stop.runnable();
+                self.dl.set_curr_end(u64::MAX);
+            }
             if self.normal.is_fair() && stop != Stop::Yielded {
                 // (Not at a yield, the hottest switch: its lag is as it gave it up.)
                 (*t).stats.lag_ns.store(self.normal.lag(t), Relaxed);
@@ -120,6 +135,8 @@ impl RunQueue {
             let p = (*t).se().prio.get() as usize;
             if p == 0 {
                 self.normal.remove(t);
+            } else if (*t).se().dl.is_some() && p == Priority::DEADLINE.get() as usize {
+                self.dl.remove(t);
             } else {
                 self.rt[p].remove(t);
                 if self.rt[p].is_empty() {
@@ -142,9 +159,11 @@ impl RunQueue {
         }
     }
 
-    /// The highest priority with a queued task.
+    /// The highest priority with a queued task (a queued deadline thread counts as
+    /// [`Priority::DEADLINE`]).
     pub(crate) fn top_prio(&self) -> Option<usize> {
-        self.highest_rt().or(if self.normal.is_empty() {
+        let dl = (!self.dl.is_empty()).then_some(Priority::DEADLINE.get() as usize);
+        self.highest_rt().max(dl).or(if self.normal.is_empty() {
             None
         } else {
             Some(0)
@@ -159,7 +178,7 @@ impl RunQueue {
     pub(crate) fn is_empty(&self) -> bool {
         debug_assert_eq!(
             self.nr_running == 0,
-            self.bitmap == [0; 2] && self.normal.is_empty()
+            self.bitmap == [0; 2] && self.normal.is_empty() && self.dl.is_empty()
         );
         self.nr_running == 0
     }

@@ -3,7 +3,7 @@
 //! | kernel | here | sleeps? | preemption while held |
 //! |---|---|---|---|
 //! | `raw_spinlock_t` | [`RawSpinLock`] | never | off (invariant 1) |
-//! | `spinlock_t` | [`SpinLock`] | never (it will sleep, with priority inheritance, under `Model::Rt`) | off |
+//! | `spinlock_t` | [`SpinLock`] | under `Model::Rt` only, with priority inheritance | off (on under `Rt`) |
 //! | `rt_mutex` | [`Mutex`] | yes, with priority inheritance through owner chains | on |
 //! | wait queues | [`Condvar`], [`Semaphore`], [`RwLock`], [`Barrier`], [`mpsc`] | yes, served by priority | on |
 //!
@@ -44,7 +44,7 @@ mod mutex;
 mod poison;
 mod rwlock;
 mod semaphore;
-mod spinlock;
+pub(crate) mod spinlock;
 pub(crate) mod waitqueue;
 
 pub use barrier::{Barrier, BarrierWaitResult};

@@ -161,7 +161,7 @@ fn name_of(t: *const Task) -> String {
 
 impl RawMutexState {
     crate::loom::const_fn_unless_loom! {
-        fn new(inherit: bool) -> RawMutexState {
+        pub(crate) fn new(inherit: bool) -> RawMutexState {
             RawMutexState {
                 word: AtomicU64::new(0),
                 inherit,
@@ -200,7 +200,7 @@ impl RawMutexState {
     /// whether the previous owner exited holding it (the caller poisons it).
     #[inline]
     #[track_caller]
-    fn lock(&self) -> Result<(*const Task, bool), Deadlock> {
+    pub(crate) fn lock(&self) -> Result<(*const Task, bool), Deadlock> {
         match sched::current_task() {
             Some(me) => {
                 if self.fast_take(me) {
@@ -254,7 +254,7 @@ impl RawMutexState {
     }
 
     /// Takes the word if free; the owner for `unlock` (null: an OS thread).
-    fn try_lock(&self) -> Option<*const Task> {
+    pub(crate) fn try_lock(&self) -> Option<*const Task> {
         match sched::current_task() {
             Some(me) => {
                 let _p = preempt::disable();
@@ -586,7 +586,7 @@ impl RawMutexState {
     #[inline]
     /// Releases the word taken by `owner` (the running thread, from `lock`; null for
     /// an OS thread).
-    fn unlock(&self, owner: *const Task) {
+    pub(crate) fn unlock(&self, owner: *const Task) {
         let me = if owner.is_null() {
             os_thread_id()
         } else {

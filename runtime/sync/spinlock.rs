@@ -19,11 +19,24 @@
 //!
 //! Transitions: `0 → token` by the acquiring thread (CAS, Acquire), `token → 0` by the
 //! same thread (store, Release). Nothing else writes the word.
+//!
+//! ## `SpinLock` under `Model::Rt`
+//!
+//! As `spinlock_t` under `PREEMPT_RT`, a [`SpinLock`] then sleeps: while a runtime with
+//! `Model::Rt` is live ([`SLEEPING`]), every taker first takes the lock's
+//! priority-inheriting mutex (`sync::mutex`: a waiter sleeps and boosts the holder), and
+//! only then the word, *without* disabling preemption. The holder can be preempted;
+//! nobody spins behind it, since everybody else who wants the word waits for the mutex
+//! first. The word still excludes everybody in every mode, so a lock taken before the
+//! mode changed (by a plain OS thread across a runtime's start) stays exclusive: such a
+//! taker is spun on, as before. [`RawSpinLock`] never sleeps.
 
 use crate::irq::{self, IrqGuard};
 use crate::loom::Backoff;
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 use crate::preempt::{self, PreemptGuard};
+use crate::sync::RawMutexState;
+use crate::task::Task;
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -35,6 +48,14 @@ thread_local! {
 #[cfg(loom)]
 loom::thread_local! {
     static TOKEN: u8 = 0;
+}
+
+/// Set while a runtime with `Model::Rt` is live: [`SpinLock`]s sleep (module docs).
+pub(crate) static SLEEPING: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+fn sleeping() -> bool {
+    SLEEPING.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// This OS thread's lock token: the address of a thread-local, never 0.
@@ -193,6 +214,7 @@ impl<T: ?Sized> RawSpinLock<T> {
         self.word.lock("RawSpinLock");
         SpinLockIrqGuard {
             lock: self,
+            rt: None,
             _irq: irq,
         }
     }
@@ -265,8 +287,38 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for RawSpinLockGuard<'_, T> {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct SpinLockIrqGuard<'a, T: ?Sized> {
     lock: &'a RawSpinLock<T>,
+    /// A `SpinLock` under `Model::Rt`: its sleeping lock, released after the word.
+    rt: Option<RtHold<'a>>,
     // Dropped after the word is released: the mask's replay may switch.
     _irq: IrqGuard,
+}
+
+/// A held sleeping lock of a [`SpinLock`] under `Model::Rt`.
+struct RtHold<'a> {
+    mutex: &'a RawMutexState,
+    /// The owner record `lock` returned, for `unlock` (null: an OS thread).
+    owner: *const Task,
+}
+
+impl<'a> RtHold<'a> {
+    /// Takes `mutex`: may sleep, boosting its holder.
+    #[track_caller]
+    fn lock(mutex: &'a RawMutexState) -> RtHold<'a> {
+        match mutex.lock() {
+            // (A holder that exited without unlocking leaves no data half-written
+            // behind the word, which it still holds: the word's spin reports it.)
+            Ok((owner, _died)) => RtHold { mutex, owner },
+            Err(deadlock) => panic!("SpinLock under Model::Rt: {deadlock}"),
+        }
+    }
+
+    fn try_lock(mutex: &'a RawMutexState) -> Option<RtHold<'a>> {
+        mutex.try_lock().map(|owner| RtHold { mutex, owner })
+    }
+
+    fn unlock(self) {
+        self.mutex.unlock(self.owner);
+    }
 }
 
 impl<T: ?Sized> Deref for SpinLockIrqGuard<'_, T> {
@@ -287,6 +339,9 @@ impl<T: ?Sized> DerefMut for SpinLockIrqGuard<'_, T> {
 impl<T: ?Sized> Drop for SpinLockIrqGuard<'_, T> {
     fn drop(&mut self) {
         self.lock.word.unlock();
+        if let Some(rt) = self.rt.take() {
+            rt.unlock();
+        }
     }
 }
 
@@ -298,19 +353,32 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for SpinLockIrqGuard<'_, T> {
 
 /// A spinlock: the kernel's `spinlock_t`.
 ///
-/// Today it behaves exactly as [`RawSpinLock`] in every model. Under `Model::Rt` it is
-/// meant to become a sleeping, priority-inheriting lock (as `spinlock_t` does under
-/// `PREEMPT_RT`), so use it for ordinary short critical sections, and `RawSpinLock`
-/// only where sleeping must be impossible.
+/// Under `Model::None`, `Voluntary` and `Full` it is a [`RawSpinLock`]: preemption is off
+/// while it is held. Under `Model::Rt` it sleeps, as `spinlock_t` does under
+/// `PREEMPT_RT`: a contender blocks on a priority-inheriting lock (boosting the holder)
+/// and the holder stays preemptible, so a higher-priority thread runs at once even while
+/// a low-priority one holds the lock (module docs). Use it for ordinary short critical
+/// sections, and `RawSpinLock` only where sleeping must be impossible (inside another
+/// raw lock, in interrupt context). Under `Model::Rt`, `lock` may block, so it is a
+/// `BUG` report to call it with preemption disabled, as in the kernel.
 pub struct SpinLock<T: ?Sized> {
+    rt: RawMutexState,
     inner: RawSpinLock<T>,
 }
+
+// SAFETY: `inner` is a RawSpinLock (Send and Sync for `T: Send`); the mutex state is
+// shared exactly as `Mutex` shares it — its word is atomic and its slow-path state is
+// touched only by the owning carrier with preemption disabled (`sync::mutex`).
+unsafe impl<T: ?Sized + Send> Send for SpinLock<T> {}
+// SAFETY: as above: `&SpinLock` gives `&mut T` only to the holder of the word.
+unsafe impl<T: ?Sized + Send> Sync for SpinLock<T> {}
 
 impl<T> SpinLock<T> {
     crate::loom::const_fn_unless_loom! {
         /// Creates an unlocked lock holding `value`.
         pub fn new(value: T) -> SpinLock<T> {
             SpinLock {
+                rt: RawMutexState::new(true),
                 inner: RawSpinLock::new(value),
             }
         }
@@ -323,38 +391,69 @@ impl<T> SpinLock<T> {
 }
 
 impl<T: ?Sized> SpinLock<T> {
-    /// Disables preemption and acquires the lock; see [`RawSpinLock::lock`].
+    /// Acquires the lock: outside `Model::Rt`, disables preemption and spins as
+    /// [`RawSpinLock::lock`]; under it, sleeps while another thread holds it (module
+    /// docs).
     ///
     /// # Panics
-    /// If this carrier (or OS thread) already holds it.
+    /// If this carrier (or OS thread) already holds it (outside `Rt`), or if it is held
+    /// by the caller or blocking would close a cycle of waiting threads (under `Rt`).
     #[inline]
     #[track_caller]
     pub fn lock(&self) -> SpinLockGuard<'_, T> {
+        if sleeping() {
+            let rt = RtHold::lock(&self.rt);
+            self.inner.word.lock("SpinLock");
+            return SpinLockGuard {
+                lock: &self.inner,
+                rt: Some(rt),
+                _preempt: None,
+            };
+        }
         let preempt = preempt::disable();
         self.inner.word.lock("SpinLock");
         SpinLockGuard {
-            guard: RawSpinLockGuard {
-                lock: &self.inner,
-                _preempt: preempt,
-            },
+            lock: &self.inner,
+            rt: None,
+            _preempt: Some(preempt),
         }
     }
 
-    /// Acquires the lock if it is free, without spinning.
+    /// Acquires the lock if it is free, without spinning or sleeping.
     #[inline]
     pub fn try_lock(&self) -> Option<SpinLockGuard<'_, T>> {
-        self.inner.try_lock().map(|guard| SpinLockGuard { guard })
+        if sleeping() {
+            let rt = RtHold::try_lock(&self.rt)?;
+            if !self.inner.word.try_lock() {
+                rt.unlock();
+                return None;
+            }
+            return Some(SpinLockGuard {
+                lock: &self.inner,
+                rt: Some(rt),
+                _preempt: None,
+            });
+        }
+        let preempt = preempt::disable();
+        self.inner.word.try_lock().then_some(SpinLockGuard {
+            lock: &self.inner,
+            rt: None,
+            _preempt: Some(preempt),
+        })
     }
 
     /// Like [`lock`](SpinLock::lock), also holding the soft irq mask; see
-    /// [`RawSpinLock::lock_irqsave`].
+    /// [`RawSpinLock::lock_irqsave`]. (Under `Rt` the sleeping lock is taken first,
+    /// then the mask and the word.)
     #[inline]
     #[track_caller]
     pub fn lock_irqsave(&self) -> SpinLockIrqGuard<'_, T> {
+        let rt = sleeping().then(|| RtHold::lock(&self.rt));
         let irq = irq::save();
         self.inner.word.lock("SpinLock");
         SpinLockIrqGuard {
             lock: &self.inner,
+            rt,
             _irq: irq,
         }
     }
@@ -387,22 +486,37 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for SpinLock<T> {
     }
 }
 
-/// Holds a [`SpinLock`] (and preemption off) until dropped.
+/// Holds a [`SpinLock`] until dropped (and, outside `Model::Rt`, preemption off).
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct SpinLockGuard<'a, T: ?Sized> {
-    guard: RawSpinLockGuard<'a, T>,
+    lock: &'a RawSpinLock<T>,
+    /// Under `Model::Rt`: the sleeping lock, released after the word.
+    rt: Option<RtHold<'a>>,
+    // Outside `Rt`; dropped after `Drop::drop` released the word.
+    _preempt: Option<PreemptGuard>,
 }
 
 impl<T: ?Sized> Deref for SpinLockGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        &self.guard
+        // SAFETY: the guard proves the word is held by us.
+        unsafe { &*self.lock.data.get() }
     }
 }
 
 impl<T: ?Sized> DerefMut for SpinLockGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        &mut self.guard
+        // SAFETY: as above, and the guard is borrowed uniquely.
+        unsafe { &mut *self.lock.data.get() }
+    }
+}
+
+impl<T: ?Sized> Drop for SpinLockGuard<'_, T> {
+    fn drop(&mut self) {
+        self.lock.word.unlock();
+        if let Some(rt) = self.rt.take() {
+            rt.unlock();
+        }
     }
 }
 

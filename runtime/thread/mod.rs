@@ -43,8 +43,50 @@ use std::time::{Duration, Instant};
 pub struct Builder {
     name: Option<String>,
     stack_size: Option<usize>,
-    priority: Priority,
+    policy: Policy,
     nice: i8,
+}
+
+/// How a thread is scheduled: by a fixed priority, or by deadline.
+///
+/// The classes are stacked as in Linux: deadline threads run before every fixed
+/// priority; real-time priorities `1..=99` before the normal class at
+/// [`Priority::DEFAULT`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Policy {
+    /// A fixed priority ([`Builder::priority`]).
+    Priority(Priority),
+    /// The deadline class (the kernel's `SCHED_DEADLINE`): every `period` the thread
+    /// may run for `runtime`, and its work of the period is due `deadline` after the
+    /// period starts; among deadline threads the earliest deadline runs
+    /// (earliest-deadline-first). The thread's first period starts when it is spawned
+    /// (and again whenever it wakes too late to fit its budget before its deadline).
+    ///
+    /// * **Admission**: `spawn` reserves `runtime / period` of the CPU and fails with
+    ///   `ResourceBusy` if the CPU's deadline threads would need more than all of it.
+    /// * **Throttling**: a thread that runs out of `runtime` within a period stops until
+    ///   its next period, whatever it is doing (under the preemptive models; under
+    ///   `None` and `Voluntary` the end of the budget takes effect when the thread next
+    ///   enters the scheduler, as any preemption does there).
+    /// * **End of job**: [`yield_now`] says this period's work is done: the thread
+    ///   sleeps until its next period begins, with a fresh budget.
+    ///
+    /// `spawn` returns `InvalidInput` unless `1 µs ≤ runtime ≤ deadline ≤ period ≤ 10 s`.
+    Deadline {
+        /// CPU time granted per period.
+        runtime: Duration,
+        /// When the period's work is due, relative to the period's start.
+        deadline: Duration,
+        /// The period.
+        period: Duration,
+    },
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy::Priority(Priority::DEFAULT)
+    }
 }
 
 impl Builder {
@@ -67,9 +109,17 @@ impl Builder {
         self
     }
 
-    /// The scheduling priority (default [`Priority::DEFAULT`]).
+    /// The scheduling priority (default [`Priority::DEFAULT`]); the same as
+    /// `policy(Policy::Priority(priority))`.
     pub fn priority(mut self, priority: Priority) -> Builder {
-        self.priority = priority;
+        self.policy = Policy::Priority(priority);
+        self
+    }
+
+    /// The scheduling policy: a fixed priority, or a deadline reservation (see
+    /// [`Policy::Deadline`]). Validated (and a deadline admitted) by `spawn`.
+    pub fn policy(mut self, policy: Policy) -> Builder {
+        self.policy = policy;
         self
     }
 
@@ -86,8 +136,9 @@ impl Builder {
     /// Spawns the thread on the caller's runtime.
     ///
     /// # Errors
-    /// `InvalidInput` for a stack size below the minimum, a nice value outside −20..=19
-    /// or a name containing NUL;
+    /// `InvalidInput` for a stack size below the minimum, a nice value outside −20..=19,
+    /// deadline parameters out of order or a name containing NUL; `ResourceBusy` for
+    /// a deadline reservation the CPU cannot admit (see [`Policy::Deadline`]);
     /// the OS error (with advice on `vm.max_map_count`) if its stack cannot be mapped.
     ///
     /// # Panics
@@ -151,6 +202,17 @@ impl Builder {
             n => n.map(String::into_boxed_str),
         };
         check_nice(self.nice)?;
+        let (priority, dl) = match self.policy {
+            Policy::Priority(p) => (p, None),
+            Policy::Deadline {
+                runtime,
+                deadline,
+                period,
+            } => (
+                Priority::DEFAULT,
+                Some(sched::DlParams::new(runtime, deadline, period)?),
+            ),
+        };
         let stack_size = match self.stack_size {
             Some(s) => checked_stack_size(s)?,
             None => cpu.config.default_stack,
@@ -168,8 +230,9 @@ impl Builder {
         let task = sched::spawn_on(
             cpu,
             name,
-            self.priority,
+            priority,
             self.nice,
+            dl,
             stack_size,
             move |stack| {
                 // The start record goes at the top of the stack, the first frame below it.
@@ -419,9 +482,22 @@ impl Thread {
         self.task.id
     }
 
-    /// The thread's priority.
+    /// The thread's priority ([`Priority::MAX`] for a deadline thread, which runs
+    /// before every priority).
     pub fn priority(&self) -> Priority {
-        self.task.prio
+        self.task.prio.min(Priority::MAX)
+    }
+
+    /// The thread's scheduling policy.
+    pub fn policy(&self) -> Policy {
+        match self.task.dl {
+            Some(p) => Policy::Deadline {
+                runtime: Duration::from_nanos(p.runtime),
+                deadline: Duration::from_nanos(p.deadline),
+                period: Duration::from_nanos(p.period),
+            },
+            None => Policy::Priority(self.task.prio),
+        }
     }
 
     /// The thread's nice value (see [`Builder::nice`]).

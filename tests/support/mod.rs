@@ -117,3 +117,12 @@ pub fn full_rr(tick: Duration) -> preempt::Runtime {
         .build()
         .expect("build a Full runtime")
 }
+
+/// A `Model::Rt` runtime with the given tick (the contract of [`full`]).
+pub fn rt(tick: Duration) -> preempt::Runtime {
+    // SAFETY: as in `full`.
+    unsafe { preempt::Runtime::builder().preemptive(preempt::Model::Rt) }
+        .tick(tick)
+        .build()
+        .expect("build an Rt runtime")
+}

@@ -652,12 +652,21 @@ pub fn run_all(
     opts: Opts,
     mut each: impl FnMut(&Outcome),
 ) -> io::Result<Vec<Outcome>> {
-    let mut out = Vec::new();
+    let mut out: Vec<Outcome> = Vec::new();
     for w in workloads {
+        let first = out.len();
         for &m in models {
             let o = run_one(w, m, opts)?;
             each(&o);
             out.push(o);
+        }
+        if w.name == "hpc" {
+            // Throughput relative to the first model's (None's, by default).
+            let base = out[first].metric("sweeps/s");
+            for o in &mut out[first..] {
+                let r = o.metric("sweeps/s") / base;
+                o.metrics.insert(1, ("vs first", r, "×"));
+            }
         }
     }
     Ok(out)
@@ -727,6 +736,10 @@ pub fn table(outcomes: &[Outcome], models: &[Model]) -> String {
 fn fmt_num(x: f64) -> String {
     if x >= 1e5 {
         format!("{x:.3e}")
+    } else if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else if x < 10.0 {
+        format!("{x:.2}")
     } else if x >= 100.0 {
         format!("{x:.0}")
     } else {
@@ -748,17 +761,17 @@ pub fn svg(outcomes: &[Outcome], models: &[Model]) -> String {
     let rows = names.len().div_ceil(cols);
     let (w, h) = (
         cols as f64 * (pw + pad) + pad,
-        rows as f64 * (ph + pad + 20.0) + pad + 20.0,
+        rows as f64 * (ph + pad + 20.0) + pad + 30.0,
     );
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{pad}\" y=\"20\" font-size=\"14\">preempt: latency distributions per model (CDF; x: µs, log scale)</text>\n"
+         <text x=\"{pad}\" y=\"20\" font-size=\"14\">preempt: latency distributions per model (y: fraction of samples at or below x; x: log scale)</text>\n"
     );
     for (k, m) in models.iter().enumerate() {
-        let x = pad + 430.0 + k as f64 * 90.0;
+        let x = pad + k as f64 * 90.0;
         s += &format!(
-            "<rect x=\"{x}\" y=\"10\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{}\" y=\"20\">{}</text>\n",
+            "<rect x=\"{x}\" y=\"28\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{}\" y=\"38\">{}</text>\n",
             colors[k % 4],
             x + 16.0,
             model_name(*m)
@@ -768,7 +781,7 @@ pub fn svg(outcomes: &[Outcome], models: &[Model]) -> String {
     for (i, name) in names.iter().enumerate() {
         let (ox, oy) = (
             pad + (i % cols) as f64 * (pw + pad),
-            pad + 20.0 + (i / cols) as f64 * (ph + pad + 20.0),
+            pad + 30.0 + (i / cols) as f64 * (ph + pad + 20.0),
         );
         s += &format!(
             "<text x=\"{ox}\" y=\"{}\" font-size=\"12\">{name}</text>\n<rect x=\"{ox}\" y=\"{oy}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"#888\"/>\n",
@@ -782,6 +795,14 @@ pub fn svg(outcomes: &[Outcome], models: &[Model]) -> String {
                 oy + ph,
                 x - 12.0,
                 oy + ph + 14.0
+            );
+        }
+        for (frac, label) in [(0.0, "0"), (0.5, "0.5"), (1.0, "1")] {
+            let y = oy + ph - ph * frac;
+            s += &format!(
+                "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{label}</text>\n",
+                ox - 4.0,
+                y + 4.0
             );
         }
         for (k, m) in models.iter().enumerate() {
@@ -917,7 +938,12 @@ fn main() {
     let chart_note = match std::fs::create_dir_all(args.chart.parent().unwrap_or(".".as_ref()))
         .and_then(|_| std::fs::write(&args.chart, chart))
     {
-        Ok(()) => format!("chart: {}", args.chart.display()),
+        Ok(()) => format!(
+            "chart: {}",
+            std::fs::canonicalize(&args.chart)
+                .unwrap_or(args.chart.clone())
+                .display()
+        ),
         Err(e) => format!("chart not written ({}: {e})", args.chart.display()),
     };
     if args.json {

@@ -437,6 +437,7 @@ pub fn tail(rt: &Runtime, opts: Opts, fair: bool) -> Measured {
     let lat = rt.block_on(move || {
         let bgs = [copier(until), copier(until)];
         let server = Builder::new()
+            .name("server".into())
             .priority(prio(fair, 60))
             .spawn(move || {
                 let mut s = preempt::os::unix::net::UnixStream::from_std(a).unwrap();

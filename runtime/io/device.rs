@@ -286,10 +286,13 @@ pub(crate) unsafe fn net_rx_action(cpu: &Cpu, ctx: Ctx) -> bool {
         // re-armed oneshot fire at once.
         dev.handed_off.store(false, Ordering::Relaxed);
         dev.pending.store(false, Ordering::SeqCst);
-        if taken > 0 && ctx == Ctx::Scheduler && dev.napi && cpu.config.ticks() {
+        let threaded = cpu.config.model == Model::Rt;
+        if taken > 0 && (ctx == Ctx::Scheduler || threaded) && dev.napi && cpu.config.ticks() {
             // Busy: keep the interrupt masked and poll again within DEFER_NS, at a
-            // switch or at the clock-event device's one-shot, whichever comes first. A
-            // pass that finds nothing ends it.
+            // switch or at the clock-event device's one-shot, whichever comes first
+            // (threaded, the poll is handed to the irq thread). A pass that finds
+            // nothing ends it. Input that comes while a woken thread handles the last
+            // then waits for it to block, or DEFER_NS, instead of interrupting it.
             dev.polling.store(true, Ordering::Relaxed);
             cpu.arm_timer(start + DEFER_NS);
         } else {

@@ -450,7 +450,12 @@ impl Cpu {
                 // EDF: only an earlier deadline preempts; else the budget's end does.
                 (_, Some(dl)) if l.rq.dl.earliest().is_some_and(|d| d < dl.deadline) => 0,
                 (_, Some(_)) => l.rq.dl.curr_end(),
-                (Some(0), _) if prio == 0 => l.rq.normal.slice_end(),
+                (Some(0), _) if prio == 0 => {
+                    let off = self.acct_offset.load(Ordering::Relaxed);
+                    let short = l.rq.normal.short_eligible_at();
+                    let short = short.map_or(u64::MAX, |t| t.saturating_add_signed(off));
+                    l.rq.normal.slice_end().min(short)
+                }
                 (Some(p), _) if p == prio => 0,
                 _ => u64::MAX,
             }
@@ -468,12 +473,13 @@ impl Cpu {
     /// deadline thread: the end of the slice or budget gets a one-shot, so it does not
     /// depend on the tick.
     fn arm_slice_end(&self, l: &CpuLocal) {
+        let at = self.preempt_at.load(Ordering::Relaxed);
         if self.config.tick.as_nanos() as u64 <= normal::BASE_SLICE
             && l.rq.dl.curr_end() == u64::MAX
+            && at >= l.rq.normal.slice_end()
         {
             return; // the periodic tick ends slices in time
         }
-        let at = self.preempt_at.load(Ordering::Relaxed);
         if at != 0 && at != u64::MAX && at > self.now_ns() {
             self.arm_timer(at);
         }
@@ -746,6 +752,7 @@ impl Cpu {
             preempt::set_need_resched();
         } else {
             self.publish_queued(l, l.curr);
+            self.arm_slice_end(l);
         }
     }
 

@@ -313,6 +313,14 @@ pub(crate) struct NormalQueue {
     /// A member that just yielded: queued, but kept off the heaps until the pick that
     /// follows has chosen someone else, if there is anyone.
     yielder: *const Task,
+    /// The member last preempted with some of its request left, until the next pick
+    /// says by whom; and, if that pick went to a higher class (a real-time thread, an
+    /// irq thread), the member the class's next pick treats as eligible: a higher class
+    /// taking the CPU does not cost a member its turn (else a handler preempted by the
+    /// device's irq thread while a few µs ahead of `V` would wait for a hog's whole
+    /// slice). It still goes after an earlier deadline.
+    preempted: *const Task,
+    resume: *const Task,
     /// How much of `curr`'s request was left when it started (real ns), and when that
     /// runs out on the CPU's monotonic clock (set by the scheduler).
     slice_left: u64,
@@ -333,6 +341,8 @@ impl NormalQueue {
             last_avg: 0,
             curr: ptr::null(),
             yielder: ptr::null(),
+            preempted: ptr::null(),
+            resume: ptr::null(),
             slice_left: 0,
             slice_end: 0,
             queued: 0,
@@ -426,6 +436,12 @@ impl NormalQueue {
     /// Takes `t` out of the sums, keeping its lag; `blocked`: it is going to sleep (its
     /// burst ends).
     fn leave(&mut self, t: *const Task, blocked: bool) {
+        if ptr::eq(t, self.preempted) {
+            self.preempted = ptr::null();
+        }
+        if ptr::eq(t, self.resume) {
+            self.resume = ptr::null();
+        }
         let avg = self.avg();
         // SAFETY: per the module's contract.
         let e = unsafe { fe(t) };
@@ -529,6 +545,8 @@ impl NormalQueue {
         if self.queued == 0 {
             return None;
         }
+        self.preempted = ptr::null();
+        let resume = std::mem::replace(&mut self.resume, ptr::null());
         let yielder = std::mem::replace(&mut self.yielder, ptr::null());
         let t = match self.pick_heaps() {
             Some(t) => {
@@ -539,6 +557,12 @@ impl NormalQueue {
             }
             None if !yielder.is_null() => yielder,
             None => return None,
+        };
+        let t = if !resume.is_null() && !ptr::eq(resume, t) && self.resumes_before(resume, t) {
+            self.push(t);
+            resume
+        } else {
+            t
         };
         Some(self.start(t, now))
     }
@@ -680,6 +704,34 @@ impl NormalQueue {
             // up to the base slice.
             e.request = (2 * e.request).min(BASE_SLICE);
             e.deadline = e.vruntime + Self::vrequest(e);
+        } else if stop == Stop::Preempted {
+            self.preempted = t;
+        }
+    }
+
+    /// Whether `resume`, preempted by a higher class, runs before `t`, the class's own
+    /// choice: it counts as eligible (it was running on its turn), and the earlier
+    /// deadline goes first. If so it is taken off its heap.
+    fn resumes_before(&mut self, resume: *const Task, t: *const Task) -> bool {
+        // SAFETY: `resume` is cleared whenever it leaves the class, and `t` was just
+        // picked: members.
+        let (r, c) = unsafe { (fe(resume), fe(t)) };
+        if r.deadline >= c.deadline {
+            return false;
+        }
+        match r.heap {
+            Where::Eligible => self.eligible.remove(resume),
+            Where::Ineligible => self.ineligible.remove(resume),
+            Where::Off => return false,
+        }
+        true
+    }
+
+    /// The CPU went to a higher class: the member it preempted, if any, is resumed by
+    /// the class's next pick (see `resume`).
+    pub(crate) fn higher_class_picked(&mut self) {
+        if !self.preempted.is_null() {
+            self.resume = std::mem::replace(&mut self.preempted, ptr::null());
         }
     }
 
@@ -710,6 +762,28 @@ impl NormalQueue {
     /// reweighted), in real ns.
     pub(crate) fn slice_left(&self) -> u64 {
         self.slice_left
+    }
+
+    /// When a queued member with a shorter request and an earlier deadline than the
+    /// running one becomes eligible (accounting clock), if one does first: a
+    /// latency-sensitive thread that is a little ahead of `V` — a handler preempted by
+    /// an irq thread, or woken while its last run is still being paid off — then takes
+    /// the CPU once it is owed it, instead of after the running hog's whole slice (the
+    /// spirit of the kernel's `PREEMPT_SHORT`). `V` advances by `NICE_0 / Σw` per ns the
+    /// running member runs, from the sums as last charged (`exec_start`).
+    pub(crate) fn short_eligible_at(&self) -> Option<u64> {
+        if !self.fair || self.curr.is_null() {
+            return None;
+        }
+        let m = self.ineligible.top()?;
+        // SAFETY: members of this queue.
+        let (me, ce) = unsafe { (fe(m), fe(self.curr)) };
+        if me.delayed || me.request >= ce.request || me.deadline >= ce.deadline {
+            return None;
+        }
+        let dv = (me.vruntime - self.avg()).max(0) as u128;
+        let dt = dv * self.sum_w as u128 / NICE_0 as u128;
+        Some(ce.exec_start + dt.min(u64::MAX as u128 / 2) as u64)
     }
 
     /// Records when the running member's slice ends on the CPU clock.

@@ -74,6 +74,9 @@ impl RunQueue {
     /// back (`put_prev`).
     pub(crate) unsafe fn pick_next(&mut self, now: u64) -> Option<*const Task> {
         let top = self.highest_rt();
+        if top.is_some() || !self.dl.is_empty() {
+            self.normal.higher_class_picked();
+        }
         let t = match top {
             Some(p) if p < Priority::IRQ.get() as usize && !self.dl.is_empty() => self.dl.pop(),
             None if !self.dl.is_empty() => self.dl.pop(),

@@ -55,6 +55,7 @@
 
 use super::reactor::{READ, WRITE};
 use super::{Io, IoRef};
+use crate::irq::tick;
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 use crate::preempt;
 use crate::rt::Model;
@@ -74,8 +75,14 @@ pub(crate) const BUDGET_EVENTS: u64 = 256;
 /// Time one softirq pass may take (the kernel's `netdev_budget_usecs` is 2 ms; a
 /// green-thread runtime's ticks are shorter).
 pub(crate) const BUDGET_NS: u64 = 200_000;
-/// The longest a busy CPU goes between polls in deferred-interrupt mode.
+/// The longest a busy CPU goes between polls in deferred-interrupt mode, if its tick
+/// is stopped or longer than [`DEFER_TICK`].
 pub(crate) const DEFER_NS: u64 = 100_000;
+/// The longest tick that polls a deferred device by itself: under it, a busy CPU is
+/// polled at its next switch or tick, with no one-shot of its own (one per pass cost
+/// an HTTP server a third of its throughput: a signal every 100 µs, each preempting a
+/// request handler that was about to block anyway).
+pub(crate) const DEFER_TICK: std::time::Duration = std::time::Duration::from_millis(1);
 /// Events taken per `epoll_wait`.
 const BATCH: usize = 64;
 
@@ -172,6 +179,13 @@ impl NetDevice {
     pub(crate) fn softirq_wanted(&self, now: u64) -> bool {
         (self.pending.load(Ordering::Relaxed) && !self.handed_off.load(Ordering::Relaxed))
             || now >= self.poll_due()
+    }
+
+    /// Whether the device interrupt fired and its softirq waits for a pass (not a
+    /// deferred poll). ASYNC-SIGNAL-SAFE.
+    #[inline]
+    pub(crate) fn interrupt_pending(&self) -> bool {
+        self.pending.load(Ordering::Relaxed) && !self.handed_off.load(Ordering::Relaxed)
     }
 
     /// When the next deferred poll is due (ns on the CPU's clock; `u64::MAX` when the
@@ -294,7 +308,9 @@ pub(crate) unsafe fn net_rx_action(cpu: &Cpu, ctx: Ctx) -> bool {
             // nothing ends it. Input that comes while a woken thread handles the last
             // then waits for it to block, or DEFER_NS, instead of interrupting it.
             dev.polling.store(true, Ordering::Relaxed);
-            cpu.arm_timer(start + DEFER_NS);
+            if tick::is_stopped() || cpu.config.tick > DEFER_TICK {
+                cpu.arm_timer(start + DEFER_NS);
+            }
         } else {
             unmask(cpu);
             if dev.polling.swap(false, Ordering::Relaxed) {

@@ -224,6 +224,34 @@ fn background(until: Instant, mut chunk: impl FnMut()) {
     }
 }
 
+/// Wakes `interval()` after `from`, then every `interval()`, until `until`; calls
+/// `work` with each due time, and returns each wakeup's lateness in µs — measured after
+/// `work` if `after_work` (the latency of what the thread does on waking).
+fn periodic(
+    from: Instant,
+    until: Instant,
+    mut interval: impl FnMut() -> Duration,
+    after_work: bool,
+    mut work: impl FnMut(Instant),
+) -> Vec<f64> {
+    let mut late = Vec::new();
+    let mut due = from;
+    loop {
+        due += interval();
+        if due >= until {
+            return late;
+        }
+        thread::sleep_until(due);
+        if !after_work {
+            late.push(us(due.elapsed()));
+        }
+        work(due);
+        if after_work {
+            late.push(us(due.elapsed()));
+        }
+    }
+}
+
 /// A background thread copying `MiB`-sized buffers (a file manager, a build).
 fn copier(until: Instant) -> thread::JoinHandle<u64> {
     thread::spawn(move || {
@@ -264,34 +292,21 @@ pub fn desktop(rt: &Runtime, opts: Opts, fair: bool) -> Measured {
             .priority(prio(fair, 10))
             .spawn(move || {
                 let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-                let mut late = Vec::new();
-                let mut due = Instant::now();
-                loop {
-                    due += Duration::from_millis(3) + rng.exp(Duration::from_millis(3));
-                    if due >= until {
-                        return late;
-                    }
-                    thread::sleep_until(due);
-                    late.push(us(due.elapsed()));
-                    spin(Duration::from_micros(100)); // handle the event
-                }
+                let gap = move || Duration::from_millis(3) + rng.exp(Duration::from_millis(3));
+                // Handle each event for 100 µs.
+                periodic(start, until, gap, false, |_| {
+                    spin(Duration::from_micros(100))
+                })
             })
             .unwrap();
         let comp = Builder::new()
             .priority(prio(fair, 10))
             .spawn(move || {
-                let period = Duration::from_secs(1) / 60;
-                let mut late = Vec::new();
-                let mut due = start;
-                loop {
-                    due += period;
-                    if due >= until {
-                        return late;
-                    }
-                    thread::sleep_until(due);
-                    late.push(us(due.elapsed()));
-                    spin(Duration::from_millis(2)); // compose the frame
-                }
+                let frame = || Duration::from_secs(1) / 60;
+                // Compose each frame in 2 ms.
+                periodic(start, until, frame, false, |_| {
+                    spin(Duration::from_millis(2))
+                })
             })
             .unwrap();
         let frames = comp.join().unwrap();
@@ -323,21 +338,21 @@ pub fn audio(rt: &Runtime, opts: Opts, _fair: bool) -> Measured {
             .priority(Priority::new(50))
             .spawn(move || {
                 let period = Duration::from_millis(5);
-                let (mut xruns, mut periods, mut late) = (0u64, 0u64, Vec::new());
-                let mut due = start;
-                loop {
-                    due += period;
-                    if due + period >= until {
-                        return (xruns, periods, late);
-                    }
-                    thread::sleep_until(due);
-                    late.push(us(due.elapsed()));
-                    spin(Duration::from_millis(1)); // mix the next buffer
-                    periods += 1;
-                    if Instant::now() > due + period {
-                        xruns += 1; // the buffer was not ready when the card wanted it
-                    }
-                }
+                let (mut xruns, mut periods) = (0u64, 0u64);
+                let late = periodic(
+                    start,
+                    until - period,
+                    || period,
+                    false,
+                    |due| {
+                        spin(Duration::from_millis(1)); // mix the next buffer
+                        periods += 1;
+                        if Instant::now() > due + period {
+                            xruns += 1; // the buffer was not ready when the card wanted it
+                        }
+                    },
+                );
+                (xruns, periods, late)
             })
             .unwrap();
         let r = cb.join().unwrap();
@@ -367,19 +382,17 @@ pub fn hpc(rt: &Runtime, opts: Opts, _fair: bool) -> Measured {
             .priority(Priority::new(10))
             .spawn(move || {
                 let mut junk = vec![0u64; 4 << 20 >> 3];
-                let mut late = Vec::new();
-                let mut due = Instant::now();
-                loop {
-                    due += Duration::from_millis(2);
-                    if due >= until {
-                        return late;
-                    }
-                    thread::sleep_until(due);
-                    late.push(us(due.elapsed()));
-                    for (i, x) in junk.iter_mut().enumerate().step_by(8) {
-                        *x = x.wrapping_add(i as u64); // one write per cache line
-                    }
-                }
+                periodic(
+                    start,
+                    until,
+                    || Duration::from_millis(2),
+                    false,
+                    |_| {
+                        for (i, x) in junk.iter_mut().enumerate().step_by(8) {
+                            *x = x.wrapping_add(i as u64); // one write per cache line
+                        }
+                    },
+                )
             })
             .unwrap();
         let kernel = thread::spawn(move || {
@@ -614,18 +627,16 @@ pub fn journal(rt: &Runtime, opts: Opts, _fair: bool) -> Measured {
         let ui = Builder::new()
             .priority(Priority::new(10))
             .spawn(move || {
-                let mut late = Vec::new();
-                let mut due = Instant::now();
-                loop {
-                    due += Duration::from_millis(2);
-                    if due >= until {
-                        return late;
-                    }
-                    thread::sleep_until(due);
-                    let v = *log2.lock().unwrap(); // show the journal's state
-                    std::hint::black_box(v);
-                    late.push(us(due.elapsed()));
-                }
+                // Show the journal's state: the latency is the wakeup's and the lock's.
+                periodic(
+                    Instant::now(),
+                    until,
+                    || Duration::from_millis(2),
+                    true,
+                    |_| {
+                        std::hint::black_box(*log2.lock().unwrap());
+                    },
+                )
             })
             .unwrap();
         let late = ui.join().unwrap();

@@ -1298,33 +1298,43 @@ pub(crate) fn exit_current() -> ! {
 /// through the wake list).
 pub(crate) fn spawn_on(
     cpu: &Arc<Cpu>,
-    name: Option<Box<str>>,
-    prio: Priority,
-    nice: i8,
-    dl: Option<DlParams>,
-    stack_size: usize,
+    spec: Spec,
     make_ctx: impl FnOnce(&Stack) -> io::Result<Context>,
 ) -> io::Result<Arc<Task>> {
     // Admission first: a refused deadline thread costs nothing.
-    if let Some(p) = &dl {
+    if let Some(p) = &spec.dl {
         cpu.dl_bw.admit(p, cpu.id)?;
     }
-    let spawned = spawn_admitted(cpu, name, prio, nice, dl, stack_size, make_ctx);
+    let dl = spec.dl;
+    let spawned = spawn_admitted(cpu, spec, make_ctx);
     if let (Err(_), Some(p)) = (&spawned, &dl) {
         cpu.dl_bw.release(p);
     }
     spawned
 }
 
+/// What a new thread is: its name, scheduling and stack size.
+pub(crate) struct Spec {
+    pub(crate) name: Option<Box<str>>,
+    pub(crate) prio: Priority,
+    pub(crate) nice: i8,
+    /// A deadline reservation (the thread then runs in the deadline class).
+    pub(crate) dl: Option<DlParams>,
+    pub(crate) stack_size: usize,
+}
+
 fn spawn_admitted(
     cpu: &Arc<Cpu>,
-    name: Option<Box<str>>,
-    prio: Priority,
-    nice: i8,
-    dl: Option<DlParams>,
-    stack_size: usize,
+    spec: Spec,
     make_ctx: impl FnOnce(&Stack) -> io::Result<Context>,
 ) -> io::Result<Arc<Task>> {
+    let Spec {
+        name,
+        prio,
+        nice,
+        dl,
+        stack_size,
+    } = spec;
     let prio = if dl.is_some() {
         Priority::DEADLINE
     } else {

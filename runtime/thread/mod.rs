@@ -227,43 +227,42 @@ impl Builder {
             f,
             packet: packet.clone(),
         };
-        let task = sched::spawn_on(
-            cpu,
+        let spec = sched::Spec {
             name,
-            priority,
-            self.nice,
+            prio: priority,
+            nice: self.nice,
             dl,
             stack_size,
-            move |stack| {
-                // The start record goes at the top of the stack, the first frame below it.
-                let top = stack.top() as usize;
-                let align = align_of::<Start<F, T>>().max(16);
-                let record = (top - size_of::<Start<F, T>>()) & !(align - 1);
-                let bottom = top - stack.size();
-                if record.saturating_sub(bottom) < arch::FRAME_SIZE + MIN_ROOM {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!(
-                            "the thread's closure ({} bytes) does not fit its {} KiB stack",
-                            size_of::<Start<F, T>>(),
-                            stack.size() >> 10
-                        ),
-                    ));
-                }
-                let record = record as *mut Start<F, T>;
-                // SAFETY: `record` is aligned for Start and lies inside this new stack, which
-                // nothing else uses yet; the first frame goes below it, 16-aligned, with room
-                // checked above.
-                unsafe {
-                    record.write(start);
-                    Ok(arch::init_stack(
-                        record.cast::<u8>(),
-                        thread_start::<F, T>,
-                        record.cast(),
-                    ))
-                }
-            },
-        )?;
+        };
+        let task = sched::spawn_on(cpu, spec, move |stack| {
+            // The start record goes at the top of the stack, the first frame below it.
+            let top = stack.top() as usize;
+            let align = align_of::<Start<F, T>>().max(16);
+            let record = (top - size_of::<Start<F, T>>()) & !(align - 1);
+            let bottom = top - stack.size();
+            if record.saturating_sub(bottom) < arch::FRAME_SIZE + MIN_ROOM {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "the thread's closure ({} bytes) does not fit its {} KiB stack",
+                        size_of::<Start<F, T>>(),
+                        stack.size() >> 10
+                    ),
+                ));
+            }
+            let record = record as *mut Start<F, T>;
+            // SAFETY: `record` is aligned for Start and lies inside this new stack, which
+            // nothing else uses yet; the first frame goes below it, 16-aligned, with room
+            // checked above.
+            unsafe {
+                record.write(start);
+                Ok(arch::init_stack(
+                    record.cast::<u8>(),
+                    thread_start::<F, T>,
+                    record.cast(),
+                ))
+            }
+        })?;
         Ok(JoinHandle {
             thread: Thread { task },
             packet,

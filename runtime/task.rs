@@ -106,6 +106,9 @@ pub(crate) struct SchedEntity {
     /// When it was last queued and last started running (CPU clock ns), for its stats.
     pub(crate) queued_at: u64,
     pub(crate) ran_at: u64,
+    /// How long it ran the last time it ran (ns), if it then blocked; `u64::MAX` if it
+    /// was preempted or yielded (it computes).
+    pub(crate) last_run: u64,
 }
 
 /// A task's scheduling statistics: written by its CPU's carrier (plain stores of its
@@ -204,6 +207,7 @@ impl Task {
                 dl: dl.map(crate::sched::DlEntity::new),
                 queued_at: 0,
                 ran_at: 0,
+                last_run: 0,
             }),
             stats: TaskStats {
                 nice: AtomicI8::new(nice),

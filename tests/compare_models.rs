@@ -65,7 +65,9 @@ fn the_fair_class_wakes_the_all_default_desktop_under_full() {
 #[test]
 fn edf_holds_with_short_sections_and_breaks_with_long_ones() {
     let _l = support::runtime_lock();
-    let run = Duration::from_millis(1000);
+    // Long enough (400 jobs) that a hypervisor stall delaying a job's start — 1–9 ms,
+    // now and then on this VM — stays under the 1 % it is allowed.
+    let run = Duration::from_millis(2000);
     let rt = compare::runtime(Model::Full, opts(), false).unwrap();
     let long = edf_misses(&rt, run, Duration::from_micros(3500)).miss_ratio;
     let short = edf_misses(&rt, run, Duration::from_micros(50)).miss_ratio;

@@ -57,7 +57,6 @@
 
 use super::reactor::{READ, WRITE};
 use super::{Io, IoRef};
-use crate::irq::tick;
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 use crate::preempt;
 use crate::rt::Model;
@@ -77,14 +76,12 @@ pub(crate) const BUDGET_EVENTS: u64 = 256;
 /// Time one softirq pass may take (the kernel's `netdev_budget_usecs` is 2 ms; a
 /// green-thread runtime's ticks are shorter).
 pub(crate) const BUDGET_NS: u64 = 200_000;
-/// The longest a busy CPU goes between polls in deferred-interrupt mode, if its tick
-/// is stopped or longer than [`DEFER_TICK`].
+/// The longest a busy CPU running a computing thread goes between polls in
+/// deferred-interrupt mode. A thread whose last run was shorter gets no one-shot for
+/// the poll (its next block polls, or the tick): a one-shot per pass, each preempting
+/// a request handler about to block anyway, cost an HTTP server over a third of its
+/// throughput.
 pub(crate) const DEFER_NS: u64 = 100_000;
-/// The longest tick that polls a deferred device by itself: under it, a busy CPU is
-/// polled at its next switch or tick, with no one-shot of its own (one per pass cost
-/// an HTTP server a third of its throughput: a signal every 100 µs, each preempting a
-/// request handler that was about to block anyway).
-pub(crate) const DEFER_TICK: std::time::Duration = std::time::Duration::from_millis(1);
 /// Events taken per `epoll_wait`.
 const BATCH: usize = 64;
 
@@ -305,14 +302,12 @@ pub(crate) unsafe fn net_rx_action(cpu: &Cpu, ctx: Ctx) -> bool {
         let threaded = cpu.config.model == Model::Rt;
         if taken > 0 && (ctx == Ctx::Scheduler || threaded) && dev.napi && cpu.config.ticks() {
             // Busy: keep the interrupt masked and poll again within DEFER_NS, at a
-            // switch or at the clock-event device's one-shot, whichever comes first
-            // (threaded, the poll is handed to the irq thread). A pass that finds
-            // nothing ends it. Input that comes while a woken thread handles the last
-            // then waits for it to block, or DEFER_NS, instead of interrupting it.
+            // switch, or at a one-shot if the thread picked next tends to run that
+            // long (`Cpu::picked`), or at the tick (threaded, the poll is handed to the
+            // irq thread). A pass that finds nothing ends it. Input that comes while a
+            // woken thread handles the last then waits for it to block instead of
+            // interrupting it.
             dev.polling.store(true, Ordering::Relaxed);
-            if tick::is_stopped() || cpu.config.tick > DEFER_TICK {
-                cpu.arm_timer(start + DEFER_NS);
-            }
         } else {
             unmask(cpu);
             if dev.polling.swap(false, Ordering::Relaxed) {

@@ -408,6 +408,23 @@ impl Cpu {
         self.start_slice(l, next, now);
         self.publish_queued(l, next);
         self.arm_slice_end(l);
+        self.arm_deferred_poll(next);
+    }
+
+    /// The epoll device is masked and polled (deferred interrupts): if `next` tends to
+    /// compute for longer than the poll may wait — its last run did — the poll gets a
+    /// one-shot; a thread that runs briefly polls at its next switch (`DEFER_NS`).
+    fn arm_deferred_poll(&self, next: *const Task) {
+        let due = self.net.poll_due();
+        // SAFETY: `next` (if any) was just picked: alive and ours.
+        let computes =
+            unsafe { next.as_ref() }.is_some_and(|t| unsafe { t.se() }.last_run >= net::DEFER_NS);
+        // (A due time already past was served by this switch's pass, or handed to the
+        // irq thread, which may rank below `next`: re-arming for it would preempt
+        // `next` over and over.)
+        if due != u64::MAX && computes && self.config.ticks() && due > self.now_ns() {
+            self.arm_timer(due);
+        }
     }
 
     /// A fair-class thread's slice, or a deadline thread's budget, ends at `now` plus

@@ -115,6 +115,8 @@ impl RunQueue {
             let ran = now.saturating_sub(se.ran_at);
             TaskStats::add(&(*t).stats.runtime_ns, ran);
             se.ran_at = now;
+            // A thread that was preempted or yielded was computing, however briefly.
+            se.last_run = if stop.runnable() { u64::MAX } else { ran };
             if let Some(dl) = &mut se.dl {
                 dl.runtime_left -= ran as i64;
                 dl.blocked = !stop.runnable();

@@ -22,8 +22,13 @@
 //!
 //! Preemption models (see [`Model`]): `None` (threads switch only when they block,
 //! sleep, yield or exit), `Voluntary` (also at `cond_resched()` when the timer interrupt
-//! asks) and `Full` (the timer interrupt preempts any thread outside atomic context,
-//! chosen with the `unsafe` [`Builder::preemptive`]; read [`safety`] first).
+//! asks), `Full` (the timer interrupt preempts any thread outside atomic context) and
+//! `Rt` (`Full` with sleeping spinlocks and a threaded device); the last two are chosen
+//! with the `unsafe` [`Builder::preemptive`] — read [`safety`] first.
+//!
+//! Scheduling classes (see [`Policy`]): deadline threads (earliest deadline first, with
+//! admission control and throttling) before real-time priorities `1..=99`, before the
+//! normal class at [`Priority::DEFAULT`].
 //!
 //! [`sync`] holds the locks the scheduler understands: spinlocks that hold preemption
 //! off, a priority-inheriting `Mutex`, and std's `Condvar`, `RwLock`, `Barrier` and

@@ -28,12 +28,7 @@ const GROUPS: usize = 3;
 const CRITICAL_SECTION: Duration = Duration::from_micros(100);
 const MEDIUM_BURST: Duration = Duration::from_micros(1_000);
 
-fn spin(d: Duration) {
-    let t0 = Instant::now();
-    while t0.elapsed() < d {
-        std::hint::spin_loop();
-    }
-}
+use support::spin;
 
 struct Group {
     mutex: Mutex<()>,

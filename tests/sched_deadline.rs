@@ -22,12 +22,7 @@ fn deadline(runtime: u64, deadline: u64, period: u64) -> Policy {
     }
 }
 
-fn spin(d: Duration) {
-    let t0 = Instant::now();
-    while t0.elapsed() < d {
-        std::hint::spin_loop();
-    }
-}
+use support::spin;
 
 #[test]
 fn admission_refuses_an_over_utilised_set_and_frees_bandwidth_at_exit() {

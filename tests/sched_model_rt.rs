@@ -14,12 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
-fn spin(d: Duration) {
-    let t0 = Instant::now();
-    while t0.elapsed() < d {
-        std::hint::spin_loop();
-    }
-}
+use support::spin;
 
 /// A priority-0 thread holds a `SpinLock` for 30 ms; a priority-10 thread sleeps 2 ms
 /// and then looks, and takes the lock (blocking under `Rt`, boosting the holder).

@@ -9,12 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
-fn spin(d: Duration) {
-    let t0 = Instant::now();
-    while t0.elapsed() < d {
-        std::hint::spin_loop();
-    }
-}
+use support::spin;
 
 #[test]
 fn a_lone_thread_takes_almost_no_ticks_two_take_one_per_period() {

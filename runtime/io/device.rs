@@ -176,8 +176,7 @@ impl NetDevice {
     /// ASYNC-SIGNAL-SAFE.
     #[inline]
     pub(crate) fn softirq_wanted(&self, now: u64) -> bool {
-        (self.pending.load(Ordering::Relaxed) && !self.handed_off.load(Ordering::Relaxed))
-            || now >= self.poll_due()
+        self.interrupt_pending() || now >= self.poll_due()
     }
 
     /// Whether the device interrupt fired and its softirq waits for a pass (not a

@@ -416,13 +416,16 @@ impl Cpu {
     /// one-shot; a thread that runs briefly polls at its next switch (`DEFER_NS`).
     fn arm_deferred_poll(&self, next: *const Task) {
         let due = self.net.poll_due();
+        if due == u64::MAX || !self.config.ticks() {
+            return; // not polling (the common case): one load
+        }
         // SAFETY: `next` (if any) was just picked: alive and ours.
         let computes =
             unsafe { next.as_ref() }.is_some_and(|t| unsafe { t.se() }.last_run >= net::DEFER_NS);
         // (A due time already past was served by this switch's pass, or handed to the
         // irq thread, which may rank below `next`: re-arming for it would preempt
         // `next` over and over.)
-        if due != u64::MAX && computes && self.config.ticks() && due > self.now_ns() {
+        if computes && due > self.now_ns() {
             self.arm_timer(due);
         }
     }
@@ -822,6 +825,9 @@ impl Cpu {
                 unsafe { self.enqueue_task(l, Arc::as_ptr(&t)) };
                 l.trace.record(self, Event::Wakeup(t.id.as_u64().get()));
             }
+        }
+        if l.timers.is_empty() && !l.rq.dl.has_throttled() {
+            return; // (the common remote wakeup: no clock read)
         }
         let now = self.now_ns();
         let mut expired = false;

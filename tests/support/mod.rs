@@ -126,3 +126,11 @@ pub fn rt(tick: Duration) -> preempt::Runtime {
         .build()
         .expect("build an Rt runtime")
 }
+
+/// Burns the CPU for `d` of wall time (a thread that computes).
+pub fn spin(d: Duration) {
+    let t0 = Instant::now();
+    while t0.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}

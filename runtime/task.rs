@@ -106,9 +106,18 @@ pub(crate) struct SchedEntity {
     /// When it was last queued and last started running (CPU clock ns), for its stats.
     pub(crate) queued_at: u64,
     pub(crate) ran_at: u64,
-    /// How long it ran the last time it ran (ns), if it then blocked; `u64::MAX` if it
-    /// was preempted or yielded (it computes).
-    pub(crate) last_run: u64,
+    /// Its CPU burst (ns): how long it has run since it last blocked — a preemption
+    /// or a yield does not end a burst — and how long its previous burst was.
+    pub(crate) burst: u64,
+    pub(crate) prev_burst: u64,
+}
+
+impl SchedEntity {
+    /// The longer of its current and its previous CPU burst: how long it tends to
+    /// compute before it blocks.
+    pub(crate) fn longest_burst(&self) -> u64 {
+        self.burst.max(self.prev_burst)
+    }
 }
 
 /// A task's scheduling statistics: written by its CPU's carrier (plain stores of its
@@ -207,7 +216,8 @@ impl Task {
                 dl: dl.map(crate::sched::DlEntity::new),
                 queued_at: 0,
                 ran_at: 0,
-                last_run: 0,
+                burst: 0,
+                prev_burst: 0,
             }),
             stats: TaskStats {
                 nice: AtomicI8::new(nice),

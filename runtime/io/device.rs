@@ -82,6 +82,9 @@ pub(crate) const BUDGET_NS: u64 = 200_000;
 /// a request handler about to block anyway, cost an HTTP server over a third of its
 /// throughput.
 pub(crate) const DEFER_NS: u64 = 100_000;
+/// A switch this close to the next deferred poll polls at once: else the thread it
+/// picks would get a one-shot a few µs away, which would land in the switch itself.
+pub(crate) const DEFER_EARLY_NS: u64 = DEFER_NS / 4;
 /// Events taken per `epoll_wait`.
 const BATCH: usize = 64;
 
@@ -238,7 +241,11 @@ pub(crate) unsafe fn do_softirq(cpu: &Cpu) {
     let dev = &cpu.net;
     let polling = dev.polling.load(Ordering::Relaxed);
     if (dev.pending.load(Ordering::Relaxed) || polling)
-        && dev.softirq_wanted(if polling { cpu.now_ns() } else { 0 })
+        && dev.softirq_wanted(if polling {
+            cpu.now_ns() + DEFER_EARLY_NS
+        } else {
+            0
+        })
     {
         if cpu.config.model == Model::Rt
             // SAFETY: forwarded.

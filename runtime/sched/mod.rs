@@ -201,12 +201,19 @@ pub(crate) struct Cpu {
     pub(crate) daemons: AtomicUsize,
     /// Mirrors for the timer interrupt, which must not look at `local`: how many tasks
     /// are queued; from when one of them should take the CPU (`preempt_at`, CPU clock:
-    /// 0 now — a higher priority, or a real-time round-robin peer at the next tick —,
+    /// 0 now — a higher priority, or a round-robin peer at the next tick past `rr_floor` —,
     /// the end of the running fair-class thread's slice, or `u64::MAX`: none); and the
     /// earliest timer deadline (`u64::MAX`: none). Written by the carrier whenever the
     /// run queue, the running task or the timer heap changes.
     pub(crate) queued: AtomicUsize,
     preempt_at: AtomicU64,
+    /// With a round-robin peer queued (`preempt_at` 0), the tick hands it the CPU only
+    /// from this time (CPU clock): half a tick after the running thread was picked.
+    /// The kernel's round-robin charges each tick to whoever it finds running, so a
+    /// thread picked a microsecond before one loses its turn to it; charged by time
+    /// instead, a turn lasts from half a tick to a tick and a half, a tick on average,
+    /// and a thread that runs a few microseconds between blocks is never preempted.
+    rr_floor: AtomicU64,
     pub(crate) next_timer: AtomicU64,
     /// The timer advance (see [`Cpu::arm_timer`]), in ns; and when the pending one-shot
     /// for a timer deadline was programmed to fire (CPU clock, 0: none). Written by the
@@ -340,6 +347,7 @@ impl Cpu {
             daemons: AtomicUsize::new(0),
             queued: AtomicUsize::new(0),
             preempt_at: AtomicU64::new(u64::MAX),
+            rr_floor: AtomicU64::new(0),
             next_timer: AtomicU64::new(u64::MAX),
             timer_advance: AtomicU64::new(0),
             oneshot_at: AtomicU64::new(0),
@@ -420,8 +428,8 @@ impl Cpu {
             return; // not polling (the common case): one load
         }
         // SAFETY: `next` (if any) was just picked: alive and ours.
-        let computes =
-            unsafe { next.as_ref() }.is_some_and(|t| unsafe { t.se() }.last_run >= net::DEFER_NS);
+        let computes = unsafe { next.as_ref() }
+            .is_some_and(|t| unsafe { t.se() }.longest_burst() >= net::DEFER_NS);
         // (A due time already past was served by this switch's pass, or handed to the
         // irq thread, which may rank below `next`: re-arming for it would preempt
         // `next` over and over.)
@@ -459,6 +467,7 @@ impl Cpu {
         if !self.config.ticks() {
             return; // no timer interrupt to read the mirror
         }
+        let mut floor = 0;
         let at = if running.is_null() {
             u64::MAX
         } else {
@@ -470,16 +479,22 @@ impl Cpu {
                 // EDF: only an earlier deadline preempts; else the budget's end does.
                 (_, Some(dl)) if l.rq.dl.earliest().is_some_and(|d| d < dl.deadline) => 0,
                 (_, Some(_)) => l.rq.dl.curr_end(),
-                (Some(0), _) if prio == 0 => {
+                (Some(0), _) if prio == 0 && l.rq.normal.is_fair() => {
                     let off = self.acct_offset.load(Ordering::Relaxed);
                     let short = l.rq.normal.short_eligible_at();
                     let short = short.map_or(u64::MAX, |t| t.saturating_add_signed(off));
                     l.rq.normal.slice_end().min(short)
                 }
-                (Some(p), _) if p == prio => 0,
+                (Some(p), _) if p == prio => {
+                    let off = self.acct_offset.load(Ordering::Relaxed);
+                    let half = self.config.tick.as_nanos() as u64 / 2;
+                    floor = (se.ran_at + half).saturating_add_signed(off);
+                    0
+                }
                 _ => u64::MAX,
             }
         };
+        self.rr_floor.store(floor, Ordering::Relaxed);
         self.preempt_at.store(at, Ordering::Relaxed);
         // The kernel's `sched_can_stop_tick`: the periodic tick runs only while a
         // queued thread could take the CPU at a tick. Otherwise it stays stopped (timers
@@ -528,7 +543,8 @@ impl Cpu {
     /// remote wakeup waits, or a timer is due. ASYNC-SIGNAL-SAFE.
     pub(crate) fn switch_wanted(&self) -> bool {
         let now = self.now_ns();
-        self.preempt_at.load(Ordering::Relaxed) <= now
+        (self.preempt_at.load(Ordering::Relaxed) <= now
+            && self.rr_floor.load(Ordering::Relaxed) <= now)
             || !self.wake_list.is_empty_relaxed()
             || self.next_timer.load(Ordering::Relaxed) <= now
             || self.net.softirq_wanted(now)
@@ -1031,6 +1047,11 @@ unsafe fn schedule_as(cpu: &Cpu, how: Switch) {
         // that ends this section switches; cleared after the look, its request (and
         // the one-shot that carried it) would be lost until the next event.
         preempt::clear_need_resched();
+        // The thread that stops is charged up to here, not for the interrupt work that
+        // follows (the kernel's IRQ_TIME_ACCOUNTING): a fair-class thread charged for a
+        // pass that woke fifty others would owe fifty times that before it ran again.
+        let stopped = cpu.acct_ns();
+        l.rq.normal.update_curr(stopped);
         // The epoll device's softirq, before the look (it takes no local reference
         // while `l` is unused).
         // SAFETY: carrier, preemption disabled.
@@ -1050,7 +1071,7 @@ unsafe fn schedule_as(cpu: &Cpu, how: Switch) {
             (Switch::Voluntary, _) => Stop::Blocked,
         };
         // SAFETY: as above.
-        unsafe { l.rq.put_prev(prev, now, stop) };
+        unsafe { l.rq.put_prev(prev, stopped, stop) };
         // SAFETY: as above.
         if stop.runnable() && !unsafe { cpu.throttle_if_spent(l, prev, stop) } {
             // SAFETY: as above; the running task is never on the queue.

@@ -115,8 +115,10 @@ impl RunQueue {
             let ran = now.saturating_sub(se.ran_at);
             TaskStats::add(&(*t).stats.runtime_ns, ran);
             se.ran_at = now;
-            // A thread that was preempted or yielded was computing, however briefly.
-            se.last_run = if stop.runnable() { u64::MAX } else { ran };
+            se.burst += ran;
+            if !stop.runnable() {
+                se.prev_burst = std::mem::take(&mut se.burst);
+            }
             if let Some(dl) = &mut se.dl {
                 dl.runtime_left -= ran as i64;
                 dl.blocked = !stop.runnable();

@@ -1047,11 +1047,6 @@ unsafe fn schedule_as(cpu: &Cpu, how: Switch) {
         // that ends this section switches; cleared after the look, its request (and
         // the one-shot that carried it) would be lost until the next event.
         preempt::clear_need_resched();
-        // The thread that stops is charged up to here, not for the interrupt work that
-        // follows (the kernel's IRQ_TIME_ACCOUNTING): a fair-class thread charged for a
-        // pass that woke fifty others would owe fifty times that before it ran again.
-        let stopped = cpu.acct_ns();
-        l.rq.normal.update_curr(stopped);
         // The epoll device's softirq, before the look (it takes no local reference
         // while `l` is unused).
         // SAFETY: carrier, preemption disabled.
@@ -1071,7 +1066,7 @@ unsafe fn schedule_as(cpu: &Cpu, how: Switch) {
             (Switch::Voluntary, _) => Stop::Blocked,
         };
         // SAFETY: as above.
-        unsafe { l.rq.put_prev(prev, stopped, stop) };
+        unsafe { l.rq.put_prev(prev, now, stop) };
         // SAFETY: as above.
         if stop.runnable() && !unsafe { cpu.throttle_if_spent(l, prev, stop) } {
             // SAFETY: as above; the running task is never on the queue.

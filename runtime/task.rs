@@ -107,7 +107,9 @@ pub(crate) struct SchedEntity {
     pub(crate) queued_at: u64,
     pub(crate) ran_at: u64,
     /// Its CPU burst (ns): how long it has run since it last blocked — a preemption
-    /// or a yield does not end a burst — and how long its previous burst was.
+    /// or a yield does not end a burst — and how long its previous burst was. Kept for
+    /// every class (the epoll device's deferred poll reads it); the fair class's own
+    /// `FairEntity::burst` only feeds its request size.
     pub(crate) burst: u64,
     pub(crate) prev_burst: u64,
 }

@@ -420,7 +420,9 @@ impl Cpu {
     }
 
     /// The epoll device is masked and polled (deferred interrupts): if `next` tends to
-    /// compute for longer than the poll may wait — its last run did — the poll gets a
+    /// compute for longer than the poll may wait — its current or previous CPU burst did
+    /// (a preemption does not end a burst, so one preemption does not make a request
+    /// handler look like a computing thread) — the poll gets a
     /// one-shot; a thread that runs briefly polls at its next switch (`DEFER_NS`).
     fn arm_deferred_poll(&self, next: *const Task) {
         let due = self.net.poll_due();

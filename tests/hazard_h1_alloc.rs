@@ -1,7 +1,8 @@
 //! HAZARDS.md H1: allocators are not re-entrant per OS thread. 64 green threads on one
 //! CPU allocate, free and format under a fast tick; nothing hangs, no data is corrupted,
-//! and the deferral counters show why: ticks inside libc's `malloc` are deferred by the
-//! PC check, ticks inside this binary's global allocator by `NoPreempt`.
+//! and the deferral counters show why: ticks inside libc's `malloc` called directly (as C
+//! code or a `-sys` crate would) are deferred by the PC check, ticks inside this binary's
+//! global allocator by `NoPreempt`.
 
 mod support;
 
@@ -54,6 +55,27 @@ fn sixty_four_threads_allocate_under_a_fast_tick() {
                             }
                             if s != format!("{t}:{i}:{size}") {
                                 bad += 1;
+                            }
+                            // Past the wrapper: libc's own allocator, unprotected but
+                            // for the PC check — `realloc` included, which copies with
+                            // `memcpy` under the arena's lock, where the check must
+                            // defer although `memcpy` itself is preemptible.
+                            // SAFETY: blocks from malloc/realloc, checked for null,
+                            // written and read within their length, freed once.
+                            unsafe {
+                                let mut p = libc::malloc(16).cast::<u8>();
+                                let mut n = 16;
+                                for k in 0..64usize {
+                                    assert!(!p.is_null());
+                                    std::ptr::write_bytes(p, fill, n);
+                                    // Another block after it, so that growing copies.
+                                    let q = libc::malloc(16 << (k % 13));
+                                    n = if n >= 96 << 10 { 16 } else { n * 2 };
+                                    p = libc::realloc(p.cast(), n).cast();
+                                    bad += u64::from(!p.is_null() && *p != fill);
+                                    libc::free(q);
+                                }
+                                libc::free(p.cast());
                             }
                             i += 1;
                             p.fetch_add(1, Relaxed);

@@ -239,3 +239,64 @@ fn h6_h7_registers_and_red_zone_survive_preemption() {
     );
     assert!(s.switches_involuntary > target / 2, "{s:?}");
 }
+
+/// The libc routines the PC check allows (`memcpy`, `memmove`, `memcmp`, …) run in
+/// implementations an IFUNC picked, which no dynamic symbol sizes: the runtime finds
+/// their extent in libc's unwind table. Threads that spend their time copying are then
+/// preempted inside the copy — the check defers almost no tick — and every copy, taken
+/// at odd lengths and alignments through each of the routine's paths (vector loops,
+/// `rep movsb`, non-temporal stores, overlapping moves), arrives intact.
+#[test]
+fn preemption_inside_libc_memcpy_keeps_every_byte() {
+    let _l = support::runtime_lock();
+    // SAFETY: the threads touch no thread-locals and do not allocate after starting.
+    let rt = unsafe { Runtime::builder().preemptive(Model::Full) }
+        .tick(preempt::MIN_TICK)
+        .fair(false)
+        .build()
+        .unwrap();
+    let bad = rt.block_on(|| {
+        let hs: Vec<_> = (0..3u64)
+            .map(|t| {
+                thread::spawn(move || {
+                    const LEN: usize = 8 << 20;
+                    let src: Vec<u8> = (0..LEN as u64)
+                        .map(|i| (i.wrapping_mul(0x9e37_79b9) >> 7 ^ t) as u8)
+                        .collect();
+                    let mut dst = vec![0u8; LEN + 64];
+                    let mut bad = 0u64;
+                    let t0 = Instant::now();
+                    let mut i = 0usize;
+                    while t0.elapsed() < Duration::from_millis(600) {
+                        // 256 B .. 8 MiB, at offsets 0..63 on both sides.
+                        let len = ((LEN - 64) >> (i % 16)) - (i * 7 % 64);
+                        let (s, d) = (i * 13 % 64, i * 29 % 64);
+                        dst[d..d + len].copy_from_slice(&src[s..s + len]);
+                        bad += u64::from(dst[d..d + len] != src[s..s + len]);
+                        // An overlapping move, forwards or backwards.
+                        let m = len / 2;
+                        let (from, to) = if i % 2 == 0 { (d + 1, d) } else { (d, d + 1) };
+                        dst.copy_within(from..from + m, to);
+                        let shifted = if i % 2 == 0 {
+                            &src[s + 1..s + 1 + m]
+                        } else {
+                            &src[s..s + m]
+                        };
+                        bad += u64::from(dst[to..to + m] != *shifted);
+                        i += 1;
+                    }
+                    bad
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+    });
+    let s = rt.stats();
+    drop(rt);
+    assert_eq!(bad, 0, "copies corrupted by preemption: {s:?}");
+    assert!(s.preemptions > 500, "{s:?}");
+    assert!(
+        s.deferred_pc * 20 < s.preemptions,
+        "ticks inside memcpy were deferred, not taken: {s:?}"
+    );
+}

@@ -50,7 +50,7 @@ pub(crate) mod tick;
 // initialise a static).
 use crate::rt::Model;
 use crate::sched::{self, Cpu};
-use crate::{arch, debug, preempt};
+use crate::{arch, debug, preempt, sys};
 use std::cell::Cell;
 use std::io;
 use std::marker::PhantomData;
@@ -217,65 +217,61 @@ fn find_vdso() {
     }
 }
 
-/// libc routines that are pure and lock-free — they touch only their arguments (and,
-/// for the clocks, the vDSO) — so a thread may be preempted inside them: a long
-/// `memcpy` stays preemptible. Resolved once with `dlsym` (for IFUNCs, the chosen
-/// implementation) and sized with `dladdr1`.
-const ALLOWED_LIBC: [&std::ffi::CStr; 16] = [
-    c"memcpy",
-    c"memmove",
-    c"memset",
-    c"memcmp",
-    c"bcmp",
-    c"memchr",
-    c"memrchr",
-    c"strlen",
-    c"strnlen",
-    c"strcmp",
-    c"strncmp",
-    c"strchr",
-    c"strrchr",
-    c"clock_gettime",
-    c"gettimeofday",
-    c"time",
+/// libc's string routines: pure and lock-free — they touch only their arguments — so a
+/// thread may be preempted inside one *when its caller may be*: a long `memcpy` from
+/// Rust code stays preemptible, while the one `realloc` makes under the malloc arena's
+/// lock does not (preempted there, the next thread to allocate on the carrier would
+/// wait for the lock forever). The caller is told by the return address, which a
+/// frameless routine keeps at `[rsp]` throughout (`frameless` in `sys::function_at`); glibc's
+/// hand-written implementations are. Resolved once with `dlsym` (for IFUNCs, the
+/// implementation chosen for this CPU) and sized by libc's unwind table, as an IFUNC's
+/// implementation has no dynamic symbol; one that is not frameless stays unpreemptible.
+const LEAF_LIBC: [&std::ffi::CStr; 13] = [
+    c"memcpy", c"memmove", c"memset", c"memcmp", c"bcmp", c"memchr", c"memrchr", c"strlen",
+    c"strnlen", c"strcmp", c"strncmp", c"strchr", c"strrchr",
 ];
-static ALLOWED: [(AtomicUsize, AtomicUsize); ALLOWED_LIBC.len()] =
-    [const { (AtomicUsize::new(0), AtomicUsize::new(0)) }; ALLOWED_LIBC.len()];
+/// libc's clock routines, preemptible wherever they are called from, like the vDSO
+/// they read (`preemptible`): they take no lock, and the libc code that calls them
+/// with one held (`syslog` stamping a message) is not code a green thread runs.
+const CLOCK_LIBC: [&std::ffi::CStr; 3] = [c"clock_gettime", c"gettimeofday", c"time"];
+
+/// The address ranges of [`LEAF_LIBC`] then [`CLOCK_LIBC`]; empty (0, 0) where not found.
+static ALLOWED: [(AtomicUsize, AtomicUsize); LEAF_LIBC.len() + CLOCK_LIBC.len()] =
+    [const { (AtomicUsize::new(0), AtomicUsize::new(0)) }; LEAF_LIBC.len() + CLOCK_LIBC.len()];
 
 /// Finds the allowed libc routines' address ranges (not signal context).
 fn find_allowed_libc() {
-    const RTLD_DL_SYMENT: libc::c_int = 1;
-    for (name, slot) in ALLOWED_LIBC.iter().zip(&ALLOWED) {
+    let names = LEAF_LIBC.iter().map(|n| (n, true));
+    let names = names.chain(CLOCK_LIBC.iter().map(|n| (n, false)));
+    for ((name, leaf), slot) in names.zip(&ALLOWED) {
         // SAFETY: dlsym with a NUL-terminated name in the default namespace.
-        let addr = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
-        if addr.is_null() {
-            continue;
-        }
-        // SAFETY: dladdr1 fills `info` and points `sym` at the symbol table entry.
-        let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-        let mut sym: *mut libc::c_void = std::ptr::null_mut();
-        // SAFETY: as above.
-        let ok = unsafe { libc::dladdr1(addr, &mut info, &mut sym, RTLD_DL_SYMENT) };
-        if ok == 0 || sym.is_null() || info.dli_saddr != addr {
-            continue;
-        }
-        // SAFETY: dladdr1 returned a pointer to an Elf64_Sym for RTLD_DL_SYMENT.
-        let size = unsafe { (*sym.cast::<libc::Elf64_Sym>()).st_size } as usize;
-        if size > 0 {
-            slot.0.store(addr as usize, Ordering::Relaxed);
-            slot.1.store(addr as usize + size, Ordering::Release);
+        let addr = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) } as usize;
+        if let Some(f) = sys::function_at(addr)
+            && f.start == addr
+            && (f.frameless || !leaf)
+        {
+            slot.0.store(f.start, Ordering::Relaxed);
+            slot.1.store(f.end, Ordering::Release);
         }
     }
 }
 
-/// Whether a thread interrupted at `pc` may be preempted: the executable's own code, the
-/// vDSO — whose clock routines are pure and lock-free (a sequence-count read of a shared
-/// page, no per-thread state) — and the allowed libc routines above. Everything else
-/// (the rest of libc, the dynamic loader, other shared objects) holds locks and
-/// per-thread caches we cannot see. ASYNC-SIGNAL-SAFE.
-fn preemptible(pc: usize) -> bool {
+/// Whether `pc` lies in the executable's own code.
+fn in_executable(pc: usize) -> bool {
     let (start, end) = executable_text();
-    if pc >= start && pc < end {
+    pc >= start && pc < end
+}
+
+/// Whether a thread interrupted at `pc` with stack pointer `sp` may be preempted: the
+/// executable's own code, the vDSO — whose clock routines are pure and lock-free (a
+/// sequence-count read of a shared page, no per-thread state) — and the allowed libc
+/// routines above. Everything else (the rest of libc, the dynamic loader, other shared
+/// objects) holds locks and per-thread caches we cannot see. ASYNC-SIGNAL-SAFE.
+///
+/// # Safety
+/// `sp` is the interrupted thread's stack pointer, with its stack mapped above it.
+unsafe fn preemptible(pc: usize, sp: usize) -> bool {
+    if in_executable(pc) {
         // Except the mutex fast path's window (`asm/x86_64/mutex.s`).
         let (w0, w1) = arch::mutex_trylock_window();
         return !(pc >= w0 && pc < w1);
@@ -284,10 +280,17 @@ fn preemptible(pc: usize) -> bool {
     if pc >= VDSO.0.load(Ordering::Relaxed) && pc < vdso_end {
         return true;
     }
-    ALLOWED.iter().any(|(s, e)| {
+    let within = |(s, e): &(AtomicUsize, AtomicUsize)| {
         let end = e.load(Ordering::Acquire);
         pc >= s.load(Ordering::Relaxed) && pc < end
-    })
+    };
+    let (leaves, clocks) = ALLOWED.split_at(LEAF_LIBC.len());
+    if clocks.iter().any(within) {
+        return true;
+    }
+    // SAFETY: inside a frameless routine `[sp]` is its return address, on the mapped
+    // stack (per the contract).
+    leaves.iter().any(within) && in_executable(unsafe { *(sp as *const usize) })
 }
 
 /// The `SIGALRM` handler. ASYNC-SIGNAL-SAFE.
@@ -411,7 +414,8 @@ fn tick_work(cpu: &Cpu, uctx: *mut libc::ucontext_t, raw: u32) -> bool {
     // interrupted thread's registers, which sigreturn will load.
     let gregs = unsafe { &mut (*uctx).uc_mcontext.gregs };
     let pc = gregs[libc::REG_RIP as usize] as usize;
-    if !preemptible(pc) {
+    // SAFETY: RSP as interrupted, on the thread's own stack (the handler runs there).
+    if !unsafe { preemptible(pc, gregs[libc::REG_RSP as usize] as usize) } {
         preempt::set_need_resched();
         sched::bump(&stats.deferred_pc);
         retry_soon_if_urgent(cpu);

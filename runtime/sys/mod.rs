@@ -11,6 +11,9 @@
 //! Functions marked `ASYNC-SIGNAL-SAFE` may be called from a signal handler: they
 //! neither allocate nor lock.
 
+mod unwind;
+pub(crate) use unwind::function_at;
+
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;

@@ -3,7 +3,11 @@
 # same server on tokio's current-thread runtime (benches/http/tokio_hello.rs), driven by
 # wrk. Server on CPU 0, wrk on CPU 1, in one run:
 #   * requests/s and p99 latency for `/` alone (wrk -t1 -c50);
-#   * p99 of `/` while a second wrk connection hammers `/spin` (5 ms of CPU per request);
+#   * p99 of `/` while a second wrk connection hammers `/spin` (5 ms of CPU per request),
+#     under the same saturating load of 50 connections — where `/` alone fills the CPU,
+#     so its p99 is mostly the queue of 50 requests — and under a light load of 4
+#     connections, where it is the scheduling: how long a woken request handler waits
+#     for the CPU the `/spin` handler holds;
 # for preempt at the default 1 ms tick and at a 100 µs tick (round-robin at priority 0),
 # and at 1 ms with the fair class (Builder::fair). All threads at the default priority.
 #
@@ -28,13 +32,13 @@ start() { # port, command...
 }
 
 # wrk's figures: requests/s and p99 in µs.
-measure() { # url [hammer-url]
-  local out hpid=""
+measure() { # connections url [hammer-url]
+  local out hpid="" conns=$1; shift
   if [ $# -gt 1 ]; then
     taskset -c 1 wrk -t1 -c1 -d"$((DURATION + 2))s" "$2" >/dev/null 2>&1 & hpid=$!
     sleep 0.5
   fi
-  out=$(taskset -c 1 wrk -t1 -c50 -d"${DURATION}s" --latency "$1")
+  out=$(taskset -c 1 wrk -t1 -c"$conns" -d"${DURATION}s" --latency "$1")
   [ -n "$hpid" ] && wait "$hpid"
   local rps p99
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
@@ -45,17 +49,21 @@ measure() { # url [hammer-url]
 row() { # name port command...
   local name=$1 port=$2; shift 2
   start "$port" "$@"
-  read -r rps p99 < <(measure "http://127.0.0.1:$port/")
-  read -r _ p99s < <(measure "http://127.0.0.1:$port/" "http://127.0.0.1:$port/spin")
+  read -r rps p99 < <(measure 50 "http://127.0.0.1:$port/")
+  read -r _ p99s < <(measure 50 "http://127.0.0.1:$port/" "http://127.0.0.1:$port/spin")
+  read -r _ p99l < <(measure 4 "http://127.0.0.1:$port/" "http://127.0.0.1:$port/spin")
   stop_server
-  printf '%-28s %12.0f %12.0f %16.0f\n' "$name" "$rps" "$p99" "$p99s" | tee -a "$RESULTS"
+  printf '%-28s %10.0f %10.0f %14.0f %14.0f\n' "$name" "$rps" "$p99" "$p99s" "$p99l" | tee -a "$RESULTS"
 }
 
 RESULTS=$(mktemp)
-printf '%-28s %12s %12s %16s\n' "server" "req/s (/)" "p99 µs (/)" "p99 µs (/ + spin)"
+printf '%-28s %10s %10s %14s %14s\n' "server" "req/s (/)" "p99 µs (/)" "+spin, 50 c." "+spin, 4 c."
+printf '%-28s %10s %10s %14s %14s\n' "" "" "" "p99 µs (/)" "p99 µs (/)"
 row "tokio current_thread" 18081 "$BIN/tokio_hello"
 row "preempt Full, 1 ms tick" 18082 "$BIN/http_hello" --model full --tick-us 1000
 row "preempt Full, 100 us tick" 18083 "$BIN/http_hello" --model full --tick-us 100
 row "preempt Full, 1 ms, fair" 18084 "$BIN/http_hello" --model full --tick-us 1000 --fair
-awk 'NR==1 {rps=$(NF-2); p99s=$NF} NR>1 {printf "ratio vs tokio, %-14s req/s %.2fx, p99 under /spin %.1fx better\n", $2" "$3" "$4" "$5, $(NF-2)/rps, p99s/$NF}' "$RESULTS"
+awk 'NR==1 {rps=$(NF-3); s50=$(NF-1); s4=$NF}
+     NR>1 {printf "ratio vs tokio, %-14s req/s %.2fx; p99 under /spin %.1fx better at 50 connections, %.1fx at 4\n",
+                   $2" "$3" "$4" "$5, $(NF-3)/rps, s50/$(NF-1), s4/$NF}' "$RESULTS"
 rm -f "$RESULTS"

@@ -261,6 +261,13 @@ use crate::io::device::{self as net, DOORBELL_TOKEN};
 /// The largest timer advance [`Cpu::arm_timer`] learns, and so the longest the handler
 /// spins for a timer: about twice the VM's usual delivery delay.
 const MAX_TIMER_ADVANCE_NS: u64 = 40_000;
+/// The nearest a slice's end (or a short member's eligibility) is programmed from the
+/// switch that starts the slice. Armed nearer, the one-shot fires inside the switch
+/// itself, the `enable` that ends it picks again before the running thread has run
+/// long enough to move `V`, and the same thread is picked and armed for again: a storm
+/// of interrupts that keeps every thread off the CPU (an HTTP server's `/` p99 went
+/// from 1 ms to 20–40 ms).
+const MIN_SLICE_ONESHOT_NS: u64 = 50_000;
 
 thread_local! {
     /// The CPU this OS thread carries, or null.
@@ -517,8 +524,9 @@ impl Cpu {
         {
             return; // the periodic tick ends slices in time
         }
-        if at != 0 && at != u64::MAX && at > self.now_ns() {
-            self.arm_timer(at);
+        let now = self.now_ns();
+        if at != 0 && at != u64::MAX && at > now {
+            self.arm_timer(at.max(now + MIN_SLICE_ONESHOT_NS));
         }
     }
 

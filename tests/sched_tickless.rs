@@ -109,3 +109,49 @@ fn tickless_full_takes_fewer_ticks_than_periodic() {
     assert!(nohz <= 5, "tickless: {nohz} ticks in 100 ms");
     assert!(periodic >= 60, "periodic: only {periodic} ticks in 100 ms");
 }
+
+/// The clock-event device has one expiry. While a hog runs alone it is stopped, with a
+/// one-shot for the next sleeper; when a second thread becomes runnable the periodic
+/// tick starts again — and must keep that one-shot as its first expiry, or the sleeper
+/// wakes up to a whole tick late. Each round: `w` wakes 400 µs before `s` and runs
+/// 50 µs (its wakeup programs `s`'s one-shot and restarts the tick), then `s` wakes.
+#[test]
+fn restarting_the_tick_keeps_a_sleepers_one_shot() {
+    let _l = support::runtime_lock();
+    let rt = support::full_fair(Duration::from_millis(1));
+    let late = rt.block_on(|| {
+        let start = Instant::now() + Duration::from_millis(5);
+        let round = move |k: u32| start + Duration::from_micros(2500) * k;
+        let done = Arc::new(AtomicBool::new(false));
+        let d = done.clone();
+        let hog = thread::spawn(move || {
+            while !d.load(SeqCst) {
+                spin(Duration::from_micros(20));
+            }
+        });
+        let w = thread::spawn(move || {
+            for k in 0..200 {
+                thread::sleep_until(round(k) + Duration::from_micros(900));
+                spin(Duration::from_micros(50));
+            }
+        });
+        let mut late = Vec::new();
+        for k in 0..200 {
+            let due = round(k) + Duration::from_micros(1300);
+            thread::sleep_until(due);
+            late.push(due.elapsed());
+        }
+        w.join().unwrap();
+        done.store(true, SeqCst);
+        hog.join().unwrap();
+        late
+    });
+    let mut sorted = late.clone();
+    sorted.sort();
+    let p90 = sorted[sorted.len() * 9 / 10];
+    assert!(
+        p90 < Duration::from_micros(300),
+        "p90 lateness {p90:?} (median {:?}): the sleeper waited for a tick",
+        sorted[sorted.len() / 2]
+    );
+}

@@ -107,11 +107,16 @@ fn set(value: Duration, interval: Duration) {
     unsafe { libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut()) };
 }
 
-/// Starts the periodic tick (late/lost accounting starts afresh).
+/// Starts the periodic tick (late/lost accounting starts afresh). A one-shot still
+/// pending on the stopped device — a sleeper's deadline, programmed while the CPU ran
+/// alone — is kept as the first expiry if it comes before a period would: the device
+/// has one expiry, and starting the period over it would wake that sleeper up to a
+/// whole tick late. ASYNC-SIGNAL-SAFE.
 pub(crate) fn start(period: Duration) {
     super::restart_tick_accounting();
+    let first = remaining().filter(|&r| r < period).unwrap_or(period);
     STOPPED.store(false, Ordering::SeqCst);
-    set(period, period);
+    set(first, period);
 }
 
 /// Stops the tick. ASYNC-SIGNAL-SAFE.

@@ -254,3 +254,50 @@ fn thread_stats_count_runs_waits_and_switches() {
     assert!(hog.involuntary_switches >= 10, "{hog:?}");
     assert!(hog.wait_time > Duration::ZERO, "{hog:?}");
 }
+
+/// The HTTP server's shape, without the network: four request handlers that wake
+/// together every 250 µs (as one softirq pass wakes them) and run 10 µs, beside a thread that computes 5 ms and then sleeps
+/// 50 µs, as a `/spin` handler between requests does. When everything sleeps at once
+/// the class empties; a handler that joins it then must not be held out of
+/// eligibility by siblings that rejoin owed credit from the hog's last burst: every
+/// handler's wakeup lateness stays far below the hog's burst.
+#[test]
+fn short_handlers_beside_a_bursty_hog_all_wake_promptly() {
+    let _l = support::runtime_lock();
+    let rt = full(Duration::from_millis(1));
+    let mut late = rt.block_on(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let burster = thread::spawn(move || {
+            while !s.load(Relaxed) {
+                spin_for(Duration::from_millis(5));
+                thread::sleep(Duration::from_micros(50));
+            }
+        });
+        let start = Instant::now() + Duration::from_millis(2);
+        let handlers: Vec<_> = (0..4)
+            .map(|_| {
+                thread::spawn(move || {
+                    let mut late = Vec::new();
+                    for k in 0..2000u32 {
+                        let due = start + Duration::from_micros(250) * k;
+                        thread::sleep_until(due);
+                        late.push(due.elapsed().as_micros() as u64);
+                        spin_for(Duration::from_micros(10));
+                    }
+                    late
+                })
+            })
+            .collect();
+        let late: Vec<u64> = handlers
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        stop.store(true, Relaxed);
+        burster.join().unwrap();
+        late
+    });
+    let (p50, p99) = (percentile(&mut late, 0.5), percentile(&mut late, 0.99));
+    eprintln!("handlers beside a bursty hog: lateness p50 {p50} µs, p99 {p99} µs");
+    assert!(p99 < 500, "p99 lateness {p99} µs (p50 {p50} µs)");
+}

@@ -373,7 +373,26 @@ fn tick_work(cpu: &Cpu, uctx: *mut libc::ucontext_t, raw: u32) -> bool {
         return false;
     }
     let model = cpu.config.model;
-    if model == Model::None || !cpu.has_current() {
+    if model == Model::None {
+        return false;
+    }
+    if !cpu.has_current() {
+        // The idle loop, or a switch between threads: nothing to preempt. But the idle
+        // loop may have looked for work already and be about to resume a thread: work
+        // that is due now (a timer) is left to that thread's `enable`, as in atomic
+        // context. And this may be a one-shot programmed the timer advance early,
+        // consumed here before its timer is due; the device would then stay silent
+        // (stopped) or wait for its next tick (periodic) while that thread runs, and
+        // the timer would be up to that long late. Program the device again for the
+        // earliest event.
+        if cpu.switch_wanted() {
+            preempt::set_need_resched();
+        }
+        if tick::is_stopped() {
+            cpu.stop_tick_if_alone();
+        } else {
+            cpu.arm_timer_before_next_tick();
+        }
         return false;
     }
     if model >= Model::Full && raw & !preempt::NEED_RESCHED == 0 {

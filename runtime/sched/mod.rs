@@ -648,11 +648,12 @@ impl Cpu {
         }
     }
 
-    /// After expiries, or when leaving idle: a stopped device gets a one-shot for the
-    /// earliest timer (a running tick finds it by itself).
+    /// After expiries, or when leaving idle: the earliest timer left gets a one-shot if
+    /// the device would fire later — stopped, or its next tick beyond the timer (a
+    /// running tick only looks for timers when it fires, which may be most of a period
+    /// after a deadline that was a few µs behind the one just served).
     fn arm_next_timer(&self, l: &CpuLocal) {
         if self.config.ticks()
-            && tick::is_stopped()
             && let Some(next) = Self::next_timer_of(l)
         {
             self.arm_timer(next);

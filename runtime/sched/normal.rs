@@ -403,8 +403,14 @@ impl NormalQueue {
         to_virtual(e.request, e.weight)
     }
 
+    /// The most lag a thread keeps when it leaves: two of its own requests (the
+    /// kernel's `2 * se->slice`). A thread that runs in short bursts is owed at most a
+    /// couple of bursts; with a fixed limit of two base slices, request handlers that
+    /// left while a CPU hog pulled `V` ahead rejoined owed milliseconds each, and
+    /// together pushed a sibling that had joined the empty class at `V` out of
+    /// eligibility for a whole burst of the hog.
     fn lag_limit(e: &FairEntity) -> i64 {
-        to_virtual(2 * BASE_SLICE, e.weight)
+        to_virtual(2 * e.request, e.weight)
     }
 
     /// Adds `t` to the sums, placed by its lag (module docs).
@@ -416,8 +422,13 @@ impl NormalQueue {
         let mut lag = 0;
         if sum_w > 0 && e.joined_before {
             lag = e.vlag;
-            // So that the lag is still `lag` once `t`'s weight is in the average.
-            lag = (lag as i128 * (sum_w + e.weight as u64) as i128 / sum_w as i128) as i64;
+            if lag < 0 {
+                // A debt: so that it is still `lag` once `t`'s weight is in the average.
+                // (Credit is not scaled up: handlers that leave owed a little and rejoin
+                // every few µs would ratchet it up to the limit, and hold a sibling that
+                // joined at `V` out of eligibility.)
+                lag = (lag as i128 * (sum_w + e.weight as u64) as i128 / sum_w as i128) as i64;
+            }
         }
         e.vruntime = avg - lag;
         e.deadline = e.vruntime

@@ -41,9 +41,12 @@
 //!   runnable again where it stood. So sleeping earns no credit, and a thread that ran
 //!   ahead and blocked does not drag `V` back behind the threads still queued. A thread
 //!   that leaves otherwise (blocks while owed CPU, exits, moves to real time) keeps its
-//!   lag, within ± two base slices, and rejoins at `V − lag`, the lag scaled by
-//!   `(W + w) / W` so that it still has that lag once it has joined. A thread joining an
-//!   empty class starts at `V`; a new thread starts at `V` with half a request.
+//!   lag, within ± two of its own requests (the kernel's `2 * slice`), and rejoins at
+//!   `V − lag` — a debt scaled by `(W + w) / W` so that it is still owed once the
+//!   thread has joined; credit is not scaled, or request handlers that leave and rejoin
+//!   every few µs would ratchet it up to the limit and together hold a sibling out of
+//!   eligibility. A thread joining an empty class starts at `V`; a new thread starts at
+//!   `V` with half a request.
 //!
 //! Members are kept in two binary heaps with their positions stored in the tasks: the
 //! eligible ones by deadline, the others by virtual runtime. A pick moves the

@@ -299,5 +299,7 @@ fn short_handlers_beside_a_bursty_hog_all_wake_promptly() {
     });
     let (p50, p99) = (percentile(&mut late, 0.5), percentile(&mut late, 0.99));
     eprintln!("handlers beside a bursty hog: lateness p50 {p50} µs, p99 {p99} µs");
-    assert!(p99 < 500, "p99 lateness {p99} µs (p50 {p50} µs)");
+    // Well under the hog's 5 ms burst, which a handler held out waits for (11–24 ms at
+    // p99 before the fixes this test came with).
+    assert!(p99 < 2000, "p99 lateness {p99} µs (p50 {p50} µs)");
 }

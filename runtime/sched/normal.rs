@@ -41,7 +41,7 @@
 //!   runnable again where it stood. So sleeping earns no credit, and a thread that ran
 //!   ahead and blocked does not drag `V` back behind the threads still queued. A thread
 //!   that leaves otherwise (blocks while owed CPU, exits, moves to real time) keeps its
-//!   lag, within ± two of its own requests (the kernel's `2 * slice`), and rejoins at
+//!   lag, within ± [`LAG_LIMIT`] (the kernel's `2 * slice`), and rejoins at
 //!   `V − lag` — a debt scaled by `(W + w) / W` so that it is still owed once the
 //!   thread has joined; credit is not scaled, or request handlers that leave and rejoin
 //!   every few µs would ratchet it up to the limit and together hold a sibling out of
@@ -64,6 +64,14 @@ use std::ptr;
 /// The slice a thread that uses the CPU continuously gets before others may run (real
 /// time, at nice 0).
 pub(crate) const BASE_SLICE: u64 = 3_000_000;
+/// The most lag a thread keeps when it leaves (real time, at nice 0): the kernel's
+/// limit, two of its 0.75 ms base slices, the same for every thread. With two of our
+/// base slices (6 ms), request handlers that left while a CPU hog pulled `V` ahead
+/// rejoined owed milliseconds, and a sibling that had joined at `V` waited behind them
+/// (an HTTP server's `/` beside `/spin`: p99 0.4–0.8 ms instead of 0.2); a limit that
+/// follows each thread's own request instead gives long-request threads the larger
+/// credit, and a short thread woken beside them waits for their bursts.
+pub(crate) const LAG_LIMIT: u64 = 1_500_000;
 /// The shortest request: a thread that runs for microseconds still asks for this.
 pub(crate) const MIN_REQUEST: u64 = 100_000;
 /// The weight of nice 0.
@@ -406,14 +414,8 @@ impl NormalQueue {
         to_virtual(e.request, e.weight)
     }
 
-    /// The most lag a thread keeps when it leaves: two of its own requests (the
-    /// kernel's `2 * se->slice`). A thread that runs in short bursts is owed at most a
-    /// couple of bursts; with a fixed limit of two base slices, request handlers that
-    /// left while a CPU hog pulled `V` ahead rejoined owed milliseconds each, and
-    /// together pushed a sibling that had joined the empty class at `V` out of
-    /// eligibility for a whole burst of the hog.
     fn lag_limit(e: &FairEntity) -> i64 {
-        to_virtual(2 * e.request, e.weight)
+        to_virtual(LAG_LIMIT, e.weight)
     }
 
     /// Adds `t` to the sums, placed by its lag (module docs).

@@ -174,7 +174,7 @@ impl Builder {
     ///
     /// Not yet the default: with dozens of runnable request handlers (an HTTP server
     /// under 50 connections) the fair class's ordering by virtual deadline gives `/`
-    /// a p99 about three times round-robin's (`benches/http_compare.sh`).
+    /// a p99 around ten times round-robin's (`benches/http_compare.sh`).
     /// Real-time priorities are FIFO with round-robin among equals either way.
     pub fn fair(mut self, on: bool) -> Self {
         self.fair = on;

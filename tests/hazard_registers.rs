@@ -249,12 +249,9 @@ fn h6_h7_registers_and_red_zone_survive_preemption() {
 #[test]
 fn preemption_inside_libc_memcpy_keeps_every_byte() {
     let _l = support::runtime_lock();
-    // SAFETY: the threads touch no thread-locals and do not allocate after starting.
-    let rt = unsafe { Runtime::builder().preemptive(Model::Full) }
-        .tick(preempt::MIN_TICK)
-        .fair(false)
-        .build()
-        .unwrap();
+    // Round-robin at the fastest tick: every tick switches. The threads touch no
+    // thread-locals (the contract of `support::full_rr`).
+    let rt = support::full_rr(preempt::MIN_TICK);
     let bad = rt.block_on(|| {
         let hs: Vec<_> = (0..3u64)
             .map(|t| {

@@ -68,7 +68,8 @@ pub(crate) const BASE_SLICE: u64 = 3_000_000;
 /// limit, two of its 0.75 ms base slices, the same for every thread. With two of our
 /// base slices (6 ms), request handlers that left while a CPU hog pulled `V` ahead
 /// rejoined owed milliseconds, and a sibling that had joined at `V` waited behind them
-/// (an HTTP server's `/` beside `/spin`: p99 0.4–0.8 ms instead of 0.2); a limit that
+/// (the HTTP bench's `/` beside `/spin` at 4 connections, p99 over a few runs: 0.42–0.76
+/// ms with 6 ms, 0.21–0.68 ms with 1.5 ms); a limit that
 /// follows each thread's own request instead gives long-request threads the larger
 /// credit, and a short thread woken beside them waits for their bursts.
 pub(crate) const LAG_LIMIT: u64 = 1_500_000;

@@ -291,11 +291,13 @@ impl TcpStream {
         let (st, len) = addr::to_raw(addr);
         // SAFETY: connect reads `len` bytes of `st`.
         let r = unsafe { libc::connect(fd.as_raw_fd(), (&raw const st).cast(), len) };
+        // errno at once: registering the stream below may take a lock whose futex wait
+        // leaves EAGAIN there (under preemption, now and then).
+        let e = (r != 0).then(io::Error::last_os_error);
         let stream = TcpStream::from_nonblocking(std::net::TcpStream::from(fd));
-        if r == 0 {
+        let Some(e) = e else {
             return Ok(stream);
-        }
-        let e = io::Error::last_os_error();
+        };
         if e.raw_os_error() != Some(libc::EINPROGRESS) {
             return Err(e);
         }

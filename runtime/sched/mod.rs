@@ -649,15 +649,12 @@ impl Cpu {
     }
 
     /// After expiries, or when leaving idle: the earliest timer left gets a one-shot if
-    /// the device could fire after it — stopped, or running and the timer nearer than a
-    /// period (a running tick looks for timers only when it fires, which may be most of
-    /// a period after a deadline a few µs behind the one just served). A timer a period
-    /// or more away is the next tick's business, and costs no system call here.
+    /// the device would fire later — stopped, or its next tick beyond the timer (a
+    /// running tick only looks for timers when it fires, which may be most of a period
+    /// after a deadline that was a few µs behind the one just served).
     fn arm_next_timer(&self, l: &CpuLocal) {
         if self.config.ticks()
             && let Some(next) = Self::next_timer_of(l)
-            && (tick::is_stopped()
-                || next.saturating_sub(self.now_ns()) < self.config.tick.as_nanos() as u64)
         {
             self.arm_timer(next);
         }

@@ -132,8 +132,11 @@ pub(crate) fn become_carrier() {
     tick::create_for_current_thread();
 }
 
-/// Called by the carrier as it ends.
+/// Called by the carrier as it ends. `SIGALRM` is blocked first: an IPI or a forwarded
+/// tick that arrived later would run the handler on a carrier whose device is gone.
+/// (Pending, it dies with the carrier's OS thread.)
 pub(crate) fn leave_carrier() {
+    set_sigalrm_blocked(true);
     tick::delete();
     CARRIER_TID.store(0, Ordering::Release);
 }

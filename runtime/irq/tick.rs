@@ -24,7 +24,7 @@
 //! On this class of machine the tick keeps its period down to ~50 µs, and a late tick
 //! can be followed by an early one: nothing may assume even spacing.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Whether the device is stopped (tickless: idle, or a lone runnable thread). Written
@@ -34,7 +34,16 @@ static STOPPED: AtomicBool = AtomicBool::new(true);
 
 /// The carrier's POSIX timer, if the default device is in use.
 static POSIX_TIMER: AtomicUsize = AtomicUsize::new(0);
-static HAVE_POSIX_TIMER: AtomicBool = AtomicBool::new(false);
+
+/// Which device is programmed: none outside a carrier's run, so that nothing — a
+/// handler that runs on the carrier after its device was deleted, above all — can
+/// program the process-wide `setitimer` by falling back to it. A periodic
+/// `ITIMER_REAL` left armed that way would outlive the runtime and tick into every
+/// later one from other threads.
+static DEVICE: AtomicU8 = AtomicU8::new(NONE);
+const NONE: u8 = 0;
+const POSIX: u8 = 1;
+const ITIMER: u8 = 2;
 
 /// Whether the device is stopped. ASYNC-SIGNAL-SAFE.
 pub(crate) fn is_stopped() -> bool {
@@ -46,7 +55,7 @@ pub(crate) fn is_stopped() -> bool {
 pub(crate) fn create_for_current_thread() {
     // SAFETY: a zeroed sigevent filled in for SIGEV_THREAD_ID; gettid has no
     // preconditions; timer_create writes the new id into `id`.
-    unsafe {
+    let device = unsafe {
         let mut ev: libc::sigevent = std::mem::zeroed();
         ev.sigev_notify = libc::SIGEV_THREAD_ID;
         ev.sigev_signo = libc::SIGALRM;
@@ -54,23 +63,22 @@ pub(crate) fn create_for_current_thread() {
         let mut id: libc::timer_t = std::ptr::null_mut();
         if libc::timer_create(libc::CLOCK_MONOTONIC, &mut ev, &mut id) == 0 {
             POSIX_TIMER.store(id as usize, Ordering::Relaxed);
-            HAVE_POSIX_TIMER.store(true, Ordering::Release);
+            POSIX
+        } else {
+            ITIMER
         }
-    }
+    };
+    DEVICE.store(device, Ordering::Release);
 }
 
-/// Deletes the device made by [`create_for_current_thread`].
+/// Stops and deletes the device made by [`create_for_current_thread`]; programming
+/// it afterwards does nothing. The carrier blocks `SIGALRM` first (`leave_carrier`).
 pub(crate) fn delete() {
     stop();
-    if HAVE_POSIX_TIMER.swap(false, Ordering::AcqRel) {
+    if DEVICE.swap(NONE, Ordering::AcqRel) == POSIX {
         // SAFETY: the id came from timer_create and is deleted once.
         unsafe { libc::timer_delete(POSIX_TIMER.load(Ordering::Relaxed) as libc::timer_t) };
     }
-}
-
-/// Whether ticks come from the per-carrier POSIX timer (not `setitimer`).
-pub(crate) fn is_per_carrier() -> bool {
-    HAVE_POSIX_TIMER.load(Ordering::Acquire)
 }
 
 fn timeval(d: Duration) -> libc::timeval {
@@ -89,7 +97,11 @@ fn timespec(d: Duration) -> libc::timespec {
 
 /// Programs the device. ASYNC-SIGNAL-SAFE.
 fn set(value: Duration, interval: Duration) {
-    if is_per_carrier() {
+    let device = DEVICE.load(Ordering::Acquire);
+    if device == NONE {
+        return;
+    }
+    if device == POSIX {
         let it = libc::itimerspec {
             it_interval: timespec(interval),
             it_value: timespec(value),
@@ -127,7 +139,10 @@ pub(crate) fn stop() {
 
 /// Time until the device next fires (`None` if stopped). ASYNC-SIGNAL-SAFE.
 pub(crate) fn remaining() -> Option<Duration> {
-    let d = if is_per_carrier() {
+    let device = DEVICE.load(Ordering::Acquire);
+    let d = if device == NONE {
+        Duration::ZERO
+    } else if device == POSIX {
         // SAFETY: timer_gettime fills a zeroed itimerspec for our timer.
         let mut it: libc::itimerspec = unsafe { std::mem::zeroed() };
         let id = POSIX_TIMER.load(Ordering::Relaxed) as libc::timer_t;
@@ -174,4 +189,42 @@ pub(crate) fn oneshot_then_periodic(delay: Duration, period: Duration) {
         super::restart_tick_accounting();
     }
     set(delay.max(Duration::from_micros(1)), period);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn itimer_real() -> Duration {
+        // SAFETY: getitimer fills a zeroed itimerval.
+        let mut it: libc::itimerval = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        unsafe { libc::getitimer(libc::ITIMER_REAL, &mut it) };
+        timeval_duration(it.it_value) + timeval_duration(it.it_interval)
+    }
+
+    fn timeval_duration(t: libc::timeval) -> Duration {
+        Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000)
+    }
+
+    /// A handler that runs on the carrier after `delete` must not arm the process-wide
+    /// `setitimer` in the device's place: its ticks would outlive the runtime.
+    #[test]
+    fn a_deleted_device_programs_nothing() {
+        // This test thread plays the carrier, with SIGALRM blocked: its POSIX timer's
+        // expiries stay pending and die with the thread.
+        crate::irq::set_sigalrm_blocked(true);
+        create_for_current_thread();
+        oneshot_then_periodic(Duration::from_millis(1), Duration::from_millis(1));
+        assert!(remaining().is_some(), "the device was not programmed");
+        delete();
+        start(Duration::from_millis(50));
+        oneshot_then_periodic(Duration::from_millis(50), Duration::from_millis(50));
+        stop_until(Duration::from_millis(50));
+        let leaked = itimer_real();
+        // SAFETY: disarming ITIMER_REAL with a zeroed itimerval.
+        unsafe { libc::setitimer(libc::ITIMER_REAL, &std::mem::zeroed(), std::ptr::null_mut()) };
+        assert_eq!(leaked, Duration::ZERO, "ITIMER_REAL armed after delete");
+        assert_eq!(remaining(), None);
+    }
 }

@@ -48,10 +48,11 @@
 //!   eligibility. A thread joining an empty class starts at `V`; a new thread starts at
 //!   `V` with half a request.
 //!
-//! Members are kept in two binary heaps with their positions stored in the tasks: the
-//! eligible ones by deadline, the others by virtual runtime. A pick moves the
-//! ineligible ones that became eligible (lowest `v` first) and then takes the earliest
-//! deadline — O(log n) each. The heaps grow only when the number of runnable threads
+//! Members are kept in three binary heaps with their positions stored in the tasks:
+//! the eligible queued ones by deadline, the ineligible queued ones by virtual runtime,
+//! and the delayed (blocked) ones by virtual runtime. A pick drops the delayed ones whose
+//! lag is paid off, moves the ineligible ones that became eligible (lowest `v` first)
+//! and then takes the earliest deadline — O(log n) each. The heaps grow only when the number of runnable threads
 //! exceeds every earlier count (the spawn path reserves room for one more), so a switch
 //! does not allocate.
 //!
@@ -122,6 +123,7 @@ enum Where {
     Off,
     Eligible,
     Ineligible,
+    Delayed,
 }
 
 /// A thread's state in the fair class (in its `SchedEntity`).
@@ -314,7 +316,12 @@ pub(crate) struct NormalQueue {
     /// Round-robin mode's queue.
     fifo: TaskList,
     eligible: Heap,
+    /// Queued members ahead of `V`, by virtual runtime.
     ineligible: Heap,
+    /// Blocked members still ahead of `V` (delayed dequeue), by virtual runtime: apart
+    /// from the queued ones, so that the next queued member to become eligible is the
+    /// top of `ineligible` (`short_eligible_at`).
+    delayed: Heap,
     /// Σ w·v and Σ w over the members.
     sum_wv: i128,
     sum_w: u64,
@@ -348,6 +355,7 @@ impl NormalQueue {
             fifo: TaskList::new(),
             eligible: Heap::new(Where::Eligible),
             ineligible: Heap::new(Where::Ineligible),
+            delayed: Heap::new(Where::Delayed),
             sum_wv: 0,
             sum_w: 0,
             last_avg: 0,
@@ -373,7 +381,7 @@ impl NormalQueue {
     /// Makes room for `n` queued threads, so that queueing them cannot allocate.
     pub(crate) fn reserve(&mut self, n: usize) {
         if self.fair {
-            for h in [&mut self.eligible, &mut self.ineligible] {
+            for h in [&mut self.eligible, &mut self.ineligible, &mut self.delayed] {
                 let len = h.tasks.len();
                 h.tasks.reserve(n.saturating_sub(len));
             }
@@ -488,10 +496,8 @@ impl NormalQueue {
         // SAFETY: delayed members are alive and ours (a blocked task lives until it runs
         // again, and wakes through `enqueue`).
         let e = unsafe { fe(t) };
-        match e.heap {
-            Where::Eligible => self.eligible.remove(t),
-            Where::Ineligible => self.ineligible.remove(t),
-            Where::Off => {}
+        if e.heap == Where::Delayed {
+            self.delayed.remove(t);
         }
         e.delayed = false;
         self.leave(t, false);
@@ -524,6 +530,8 @@ impl NormalQueue {
             // Woken before its lag was paid off: it is runnable again where it stands.
             e.delayed = false;
             e.burst = 0;
+            self.delayed.remove(t);
+            self.push(t);
             return;
         }
         if !e.member {
@@ -588,15 +596,16 @@ impl NormalQueue {
     /// rounding left none eligible, the least advanced one), dropping delayed members
     /// whose lag is paid off on the way.
     fn pick_heaps(&mut self) -> Option<*const Task> {
-        while let Some(t) = self.ineligible.top() {
+        while let Some(t) = self.delayed.top() {
             if !self.is_eligible(t) {
                 break;
             }
-            // SAFETY: members on our heaps are alive and ours.
-            if unsafe { fe(t) }.delayed {
-                // Its negative lag is paid off: it leaves for good.
-                self.drop_delayed(t);
-                continue;
+            // Its negative lag is paid off: it leaves for good.
+            self.drop_delayed(t);
+        }
+        while let Some(t) = self.ineligible.top() {
+            if !self.is_eligible(t) {
+                break;
             }
             if self.eligible.tasks.is_empty()
                 && !self.ineligible.tasks[1..]
@@ -627,11 +636,6 @@ impl NormalQueue {
                 // a yielder kept aside may be the eligible one.
                 None => {
                     let t = self.ineligible.top()?;
-                    // SAFETY: as above.
-                    if unsafe { fe(t) }.delayed {
-                        self.drop_delayed(t);
-                        continue;
-                    }
                     self.ineligible.remove(t);
                     return Some(t);
                 }
@@ -665,7 +669,7 @@ impl NormalQueue {
             Where::Eligible => self.eligible.remove(t),
             Where::Ineligible => self.ineligible.remove(t),
             Where::Off if ptr::eq(t, self.yielder) => self.yielder = ptr::null(),
-            Where::Off => debug_assert!(false, "queued task on no heap"),
+            Where::Off | Where::Delayed => debug_assert!(false, "queued task on no queue heap"),
         }
         self.leave(t, false);
     }
@@ -695,7 +699,7 @@ impl NormalQueue {
                 let e = unsafe { fe(t) };
                 Self::learn_request(e);
                 e.delayed = true;
-                self.ineligible.push(t);
+                self.delayed.push(t);
                 return;
             }
             return self.leave(t, stop.ends_burst());
@@ -739,7 +743,7 @@ impl NormalQueue {
         match r.heap {
             Where::Eligible => self.eligible.remove(resume),
             Where::Ineligible => self.ineligible.remove(resume),
-            Where::Off => return false,
+            Where::Off | Where::Delayed => return false,
         }
         true
     }
@@ -795,7 +799,7 @@ impl NormalQueue {
         let m = self.ineligible.top()?;
         // SAFETY: members of this queue.
         let (me, ce) = unsafe { (fe(m), fe(self.curr)) };
-        if me.delayed || me.request >= ce.request || me.deadline >= ce.deadline {
+        if me.request >= ce.request || me.deadline >= ce.deadline {
             return None;
         }
         let dv = (me.vruntime - self.avg()).max(0) as u128;

@@ -453,17 +453,27 @@ fn tick_work(cpu: &Cpu, uctx: *mut libc::ucontext_t, raw: u32) -> bool {
 
 /// After a deferral in foreign code, a sleeper whose timer is due, or the epoll
 /// device's interrupt, should not wait a whole tick: ask again after the shortest period
-/// the device keeps reliably. (A round-robin slice can wait for the next tick.)
-/// ASYNC-SIGNAL-SAFE.
+/// the device keeps reliably. So should the device's deferred poll, once per turn, if
+/// the thread computes: deferred in a system call, it is likely one that just received
+/// its input and is about to compute without entering the scheduler (a `/spin` request
+/// handler in `recv` held its siblings' requests up to a tick). ASYNC-SIGNAL-SAFE.
 fn retry_soon_if_urgent(cpu: &Cpu) {
-    // (A deferred poll that is due is not urgent: it waits for the next switch or
-    // tick. Retrying for it every 50 µs while an I/O-bound thread sits in its
-    // syscalls — where a tick lands most of the time, and defers — cost an HTTP
-    // server a third of its throughput.)
-    let urgent =
-        cpu.next_timer.load(Ordering::Relaxed) <= cpu.now_ns() || cpu.net.interrupt_pending();
+    // (Not more: a request handler that never blocks under load computes too, and sits
+    // in its syscalls, where a tick lands most of the time and defers; retrying every
+    // 50 µs for it cost an HTTP server a third of its throughput, and retries at
+    // doubling delays cost the fair class with fifty handlers about a tenth.)
+    let now = cpu.now_ns();
+    let urgent = cpu.next_timer.load(Ordering::Relaxed) <= now
+        || cpu.net.interrupt_pending()
+        || (cpu.net.poll_due() <= now && cpu.take_compute_retry());
     if urgent && cpu.config.tick > MIN_RETRY {
         tick::oneshot_then_periodic(MIN_RETRY, cpu.config.tick);
+    } else if tick::is_stopped() {
+        // Whatever the switch is for, a stopped device (a lone thread, tickless) must
+        // still interrupt within a period, as a tick would: a thread that lives in
+        // system calls never enters the scheduler on its own, and a deferred poll that
+        // is due has no one-shot left.
+        tick::stop_until(cpu.config.tick);
     }
 }
 

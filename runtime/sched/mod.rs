@@ -214,6 +214,11 @@ pub(crate) struct Cpu {
     /// instead, a turn lasts from half a tick to a tick and a half, a tick on average,
     /// and a thread that runs a few microseconds between blocks is never preempted.
     rr_floor: AtomicU64,
+    /// The running thread tends to compute for longer than the epoll device's deferred
+    /// poll may wait (its current or previous burst did), and the timer interrupt has
+    /// not yet retried a poll deferred in its system calls: set at each pick, taken by
+    /// the retry (`irq::retry_soon_if_urgent`), so it retries once per turn.
+    compute_retry: AtomicBool,
     pub(crate) next_timer: AtomicU64,
     /// The timer advance (see [`Cpu::arm_timer`]), in ns; and when the pending one-shot
     /// for a timer deadline was programmed to fire (CPU clock, 0: none). Written by the
@@ -355,6 +360,7 @@ impl Cpu {
             queued: AtomicUsize::new(0),
             preempt_at: AtomicU64::new(u64::MAX),
             rr_floor: AtomicU64::new(0),
+            compute_retry: AtomicBool::new(false),
             next_timer: AtomicU64::new(u64::MAX),
             timer_advance: AtomicU64::new(0),
             oneshot_at: AtomicU64::new(0),
@@ -426,19 +432,21 @@ impl Cpu {
         self.arm_deferred_poll(next);
     }
 
-    /// The epoll device is masked and polled (deferred interrupts): if `next` tends to
-    /// compute for longer than the poll may wait — its current or previous CPU burst did
-    /// (a preemption does not end a burst, so one preemption does not make a request
-    /// handler look like a computing thread) — the poll gets a
-    /// one-shot; a thread that runs briefly polls at its next switch (`DEFER_NS`).
+    /// Publishes whether `next` tends to compute for longer than the epoll device's
+    /// deferred poll may wait — its current or previous CPU burst did (a preemption does
+    /// not end a burst, so one preemption does not make a request handler look like a
+    /// computing thread). If the device is masked and polled (deferred interrupts), such
+    /// a thread gets a one-shot for the poll; a thread that runs briefly polls at its
+    /// next switch (`DEFER_NS`).
     fn arm_deferred_poll(&self, next: *const Task) {
+        // SAFETY: `next` (if any) was just picked: alive and ours.
+        let computes = unsafe { next.as_ref() }
+            .is_some_and(|t| unsafe { t.se() }.longest_burst() >= net::DEFER_NS);
+        self.compute_retry.store(computes, Ordering::Relaxed);
         let due = self.net.poll_due();
         if due == u64::MAX || !self.config.ticks() {
             return; // not polling (the common case): one load
         }
-        // SAFETY: `next` (if any) was just picked: alive and ours.
-        let computes = unsafe { next.as_ref() }
-            .is_some_and(|t| unsafe { t.se() }.longest_burst() >= net::DEFER_NS);
         // (A due time already past was served by this switch's pass, or handed to the
         // irq thread, which may rank below `next`: re-arming for it would preempt
         // `next` over and over.)
@@ -558,6 +566,12 @@ impl Cpu {
             || !self.wake_list.is_empty_relaxed()
             || self.next_timer.load(Ordering::Relaxed) <= now
             || self.net.softirq_wanted(now)
+    }
+
+    /// Whether the running thread tends to compute for longer than a deferred poll may
+    /// wait and has not had its retry this turn; takes the retry. ASYNC-SIGNAL-SAFE.
+    pub(crate) fn take_compute_retry(&self) -> bool {
+        self.compute_retry.swap(false, Ordering::Relaxed)
     }
 
     /// Whether a queued thread could take the CPU at some tick (the periodic tick runs).

@@ -10,6 +10,8 @@
 #     for the CPU the `/spin` handler holds;
 # for preempt at the default 1 ms tick and at a 100 µs tick (round-robin at priority 0),
 # and at 1 ms with the fair class (Builder::fair). All threads at the default priority.
+# Each row's host steal time is printed after the table: on a virtual machine the
+# hypervisor's stalls set the p99 by themselves when they take a percent of the time.
 #
 #   bash benches/http_compare.sh            # 5 s per measurement (DURATION=10 for longer)
 set -euo pipefail
@@ -46,17 +48,26 @@ measure() { # connections url [hammer-url]
   echo "$rps $p99"
 }
 
+# "steal total" per CPU 0 and 1 from /proc/stat (the hypervisor's stolen time).
+cpu_times() { awk '$1=="cpu0" || $1=="cpu1" {t=0; for (i=2; i<=NF; i++) t+=$i; printf "%s %s ", $9, t}' /proc/stat; }
+
 row() { # name port command...
   local name=$1 port=$2; shift 2
+  local before; before=$(cpu_times)
   start "$port" "$@"
   read -r rps p99 < <(measure 50 "http://127.0.0.1:$port/")
   read -r _ p99s < <(measure 50 "http://127.0.0.1:$port/" "http://127.0.0.1:$port/spin")
   read -r _ p99l < <(measure 4 "http://127.0.0.1:$port/" "http://127.0.0.1:$port/spin")
   stop_server
   printf '%-28s %10.0f %10.0f %14.0f %14.0f\n' "$name" "$rps" "$p99" "$p99s" "$p99l" | tee -a "$RESULTS"
+  # shellcheck disable=SC2086
+  set -- $before $(cpu_times)
+  awk -v n="$name" -v s0="$1" -v t0="$2" -v s1="$3" -v t1="$4" -v S0="$5" -v T0="$6" -v S1="$7" -v T1="$8" \
+    'BEGIN {printf "  %-26s cpu0 %.1f%%, cpu1 %.1f%%\n", n, 100*(S0-s0)/(T0-t0), 100*(S1-s1)/(T1-t1)}' >>"$STEAL"
 }
 
 RESULTS=$(mktemp)
+STEAL=$(mktemp)
 printf '%-28s %10s %10s %14s %14s\n' "server" "req/s (/)" "p99 µs (/)" "+spin, 50 c." "+spin, 4 c."
 printf '%-28s %10s %10s %14s %14s\n' "" "" "" "p99 µs (/)" "p99 µs (/)"
 row "tokio current_thread" 18081 "$BIN/tokio_hello"
@@ -66,4 +77,7 @@ row "preempt Full, 1 ms, fair" 18084 "$BIN/http_hello" --model full --tick-us 10
 awk 'NR==1 {rps=$(NF-3); s50=$(NF-1); s4=$NF}
      NR>1 {printf "ratio vs tokio, %-14s req/s %.2fx; p99 under /spin %.1fx better at 50 connections, %.1fx at 4\n",
                    $2" "$3" "$4" "$5, $(NF-3)/rps, s50/$(NF-1), s4/$NF}' "$RESULTS"
-rm -f "$RESULTS"
+echo "host steal time (the hypervisor ran something else; a stall of a few ms in 1 % of"
+echo "the time is a p99 by itself) during each row:"
+cat "$STEAL"
+rm -f "$RESULTS" "$STEAL"

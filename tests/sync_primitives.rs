@@ -337,3 +337,59 @@ fn os_threads_and_green_threads_exchange_through_channels() {
     });
     assert_eq!(os.join().unwrap(), 2 * (0..10_000u64).sum::<u64>());
 }
+
+/// Green threads that notify a Condvar on which plain OS threads sleep wake them
+/// through `parking_lot_core`, whose bucket lock is an OS lock: a green thread
+/// preempted while holding it leaves the next green thread of its CPU that wakes an OS
+/// thread blocked in the kernel for good (H3 inside the runtime). The blocking pool is
+/// such a Condvar, fed by green threads: 6 of them submit small jobs and compute in
+/// between, under a fast round-robin tick. The watchdog bound fails the test on a hang.
+#[test]
+fn green_threads_wake_os_threads_under_preemption() {
+    let _l = support::runtime_lock();
+    let progress = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let (progress, done) = (progress.clone(), done.clone());
+        std::thread::spawn(move || {
+            let rt = support::full_rr(Duration::from_micros(100));
+            let sums = rt.block_on(move || {
+                let until = Instant::now() + Duration::from_millis(1500);
+                let hs: Vec<_> = (0..6u64)
+                    .map(|i| {
+                        let progress = progress.clone();
+                        thread::spawn(move || {
+                            let (mut want, mut got) = (0, 0);
+                            let mut n = 0u64;
+                            while Instant::now() < until {
+                                n += 1;
+                                want += i * n;
+                                got += preempt::task::spawn_blocking(move || i * n).join().unwrap();
+                                progress.fetch_add(1, SeqCst);
+                                support::spin(Duration::from_micros(20));
+                            }
+                            (want, got)
+                        })
+                    })
+                    .collect();
+                hs.into_iter()
+                    .map(|h| h.join().unwrap())
+                    .collect::<Vec<_>>()
+            });
+            done.store(true, SeqCst);
+            (sums, rt.stats())
+        })
+    };
+    support::watchdog(
+        Duration::from_secs(60),
+        Duration::from_secs(5),
+        || progress.load(SeqCst) as u64,
+        || done.load(SeqCst),
+    );
+    let (sums, s) = worker.join().unwrap();
+    for (want, got) in sums {
+        assert_eq!(want, got, "a job's result was lost");
+    }
+    assert!(progress.load(SeqCst) > 1000, "{}", progress.load(SeqCst));
+    assert!(s.preemptions > 100, "{s:?}");
+}

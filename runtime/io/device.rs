@@ -210,6 +210,9 @@ impl NetDevice {
 
     /// Keeps a registration dropped away from its carrier until the next pass.
     pub(crate) fn bury(&self, io: Arc<Io>) {
+        // Preemption off while the OS lock is held: another green thread of this CPU
+        // burying into the same graveyard must not find it held by a preempted one (H3).
+        let _p = crate::preempt::disable();
         self.graveyard
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -122,6 +122,11 @@ impl Waking {
             Some(Sleeper::Os(t)) => t.unpark(),
             #[cfg(not(loom))]
             Some(Sleeper::Os) => {
+                // Preemption off: `unpark_one` holds parking_lot's bucket lock, an OS
+                // lock; a green thread preempted inside it would leave the next one of
+                // its CPU that wakes an OS thread of that bucket blocked in the kernel
+                // for good (H3). A no-op on a plain OS thread.
+                let _p = crate::preempt::disable();
                 // SAFETY: the key is a node address this module parks on; a stale
                 // one at worst wakes a parker spuriously, and parkers loop.
                 unsafe {

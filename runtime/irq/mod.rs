@@ -305,7 +305,11 @@ extern "C" fn on_tick(_sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut 
     // SAFETY: the kernel passes a valid siginfo to SA_SIGINFO handlers.
     let ipi = unsafe { (*info).si_code } == libc::SI_TKILL;
     match sched::this_cpu() {
-        Some(cpu) => hardirq(cpu, uctx.cast(), ipi),
+        Some(cpu) => {
+            cpu.irq_time_enter();
+            hardirq(cpu, uctx.cast(), ipi);
+            cpu.irq_time_exit();
+        }
         None => forward(),
     }
     // SAFETY: as above.

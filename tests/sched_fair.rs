@@ -319,3 +319,82 @@ fn handler_lateness() -> (u64, u64) {
     });
     (percentile(&mut late, 0.5), percentile(&mut late, 0.99))
 }
+
+/// Fifty request handlers kept busy by a plain OS thread (a closed loop: each answer
+/// brings the next request), every request 15 µs of CPU. Returns the p50 and p99 of
+/// the client's round trip.
+fn fifty_handlers_round_trip(fair: bool) -> (u64, u64) {
+    use preempt::sync::mpsc;
+    const HANDLERS: usize = 50;
+    // SAFETY: the handlers share only channels and atomics.
+    let rt = unsafe { Runtime::builder().preemptive(preempt::Model::Full) }
+        .fair(fair)
+        .build()
+        .expect("build a Full runtime");
+    let (answers_tx, answers) = mpsc::channel::<usize>();
+    let mut requests = Vec::new();
+    let mut handlers = Vec::new();
+    for i in 0..HANDLERS {
+        let (tx, rx) = mpsc::channel::<()>();
+        let answers_tx = answers_tx.clone();
+        requests.push(tx);
+        handlers.push(rt.spawn(move || {
+            while rx.recv().is_ok() {
+                spin_for(Duration::from_micros(15));
+                if answers_tx.send(i).is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    drop(answers_tx);
+    let mut sent = vec![Instant::now(); HANDLERS];
+    for (i, tx) in requests.iter().enumerate() {
+        sent[i] = Instant::now();
+        tx.send(()).unwrap();
+    }
+    let mut rtt = Vec::new();
+    let until = Instant::now() + Duration::from_millis(1200);
+    while Instant::now() < until {
+        let i = answers.recv().unwrap();
+        rtt.push(sent[i].elapsed().as_micros() as u64);
+        sent[i] = Instant::now();
+        requests[i].send(()).unwrap();
+    }
+    drop(requests);
+    for h in handlers {
+        h.join().unwrap();
+    }
+    let skip = rtt.len() / 10; // the handlers' first requests
+    let v = &mut rtt[skip..];
+    (percentile(v, 0.5), percentile(v, 0.99))
+}
+
+/// Under a load of request handlers (dozens runnable, each asking for µs at a time)
+/// the fair class orders them about as round-robin does: no handler waits for the
+/// others to catch up with time it was charged and did not choose — interrupts,
+/// stalls — and none is switched out of its request by an interrupt it did not need.
+/// Its p99 stays within 3× round-robin's (+0.5 ms); it was 3.7× here (10–20× in the
+/// HTTP bench) before those fixes, 1.2–2.3× after. Best of two rounds (a host stall in
+/// one run is a p99 by itself).
+#[test]
+fn fifty_request_handlers_wait_about_as_long_as_under_round_robin() {
+    let _l = support::runtime_lock();
+    let mut last = (0, 0, 0, 0);
+    for _ in 0..2 {
+        let (rr50, rr99) = fifty_handlers_round_trip(false);
+        let (f50, f99) = fifty_handlers_round_trip(true);
+        println!(
+            "50 handlers, round trip: round-robin p50 {rr50} µs p99 {rr99} µs; \
+             fair p50 {f50} µs p99 {f99} µs"
+        );
+        if f99 <= 3 * rr99 + 500 {
+            return;
+        }
+        last = (f50, f99, rr50, rr99);
+    }
+    panic!(
+        "fair p99 {} µs against round-robin's {} µs (p50 {} / {})",
+        last.1, last.3, last.0, last.2
+    );
+}

@@ -261,8 +261,13 @@ pub(crate) unsafe fn do_softirq(cpu: &Cpu) {
             }
             return;
         }
+        // Interrupt time, as in the handler: the thread switched out did not ask for it.
+        let outer = cpu.irq_time_enter();
         // SAFETY: forwarded.
         unsafe { net_rx_action(cpu, Ctx::Scheduler) };
+        if outer {
+            cpu.irq_time_exit();
+        }
     }
 }
 

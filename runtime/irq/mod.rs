@@ -306,9 +306,11 @@ extern "C" fn on_tick(_sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut 
     let ipi = unsafe { (*info).si_code } == libc::SI_TKILL;
     match sched::this_cpu() {
         Some(cpu) => {
-            cpu.irq_time_enter();
+            let outer = cpu.irq_time_enter();
             hardirq(cpu, uctx.cast(), ipi);
-            cpu.irq_time_exit();
+            if outer {
+                cpu.irq_time_exit();
+            }
         }
         None => forward(),
     }

@@ -241,12 +241,13 @@ pub(crate) struct Cpu {
     acct_offset: std::sync::atomic::AtomicI64,
     /// Interrupt time, left out of the accounting clock (the kernel's
     /// `IRQ_TIME_ACCOUNTING`): the accounting-clock ns spent in the timer interrupt's
-    /// handler — device passes and the wakeups they make — which the thread it
-    /// interrupted did not ask for. Charged to it, a µs-long request handler that an
-    /// interrupt woke a dozen siblings inside ran "100+ µs" and then waited for the
-    /// others to catch up (the HTTP bench under the fair class). `irq_since`: when the
-    /// handler running now began (0: none runs). The carrier and its handler only; the
-    /// handler does not nest (`SIGALRM` is blocked while it runs).
+    /// handler and in device passes run by the scheduler — the wakeups they make —
+    /// which the thread they ran beside did not ask for. Charged to it, a µs-long
+    /// request handler beside which a pass woke a dozen siblings ran "100+ µs" and then
+    /// waited for the others to catch up (the HTTP bench under the fair class).
+    /// `irq_since`: when the section running now began (0: none). The carrier and its
+    /// handler only (`SIGALRM` is blocked while the handler runs: it does not nest
+    /// in itself).
     irq_time: AtomicU64,
     irq_since: AtomicU64,
     // ---- local: the carrier only, preemption disabled ----
@@ -431,15 +432,23 @@ impl Cpu {
         now - self.irq_time.load(Ordering::Relaxed)
     }
 
-    /// The timer interrupt's handler begins: the accounting clock stops.
-    /// ASYNC-SIGNAL-SAFE.
-    pub(crate) fn irq_time_enter(&self) {
+    /// Interrupt context begins — the timer interrupt's handler, or a device pass the
+    /// scheduler runs — and the accounting clock stops; false if it had stopped already
+    /// (the handler interrupted a pass: the pass's section counts it), and then the
+    /// caller does not call [`Cpu::irq_time_exit`]. A handler that lands between this
+    /// load and store, or between the exit's read and clear, is counted twice or not at
+    /// all: a few µs, rarely. ASYNC-SIGNAL-SAFE.
+    pub(crate) fn irq_time_enter(&self) -> bool {
+        if self.irq_since.load(Ordering::Relaxed) != 0 {
+            return false;
+        }
         self.irq_since
             .store(self.acct.now().max(1), Ordering::Relaxed);
+        true
     }
 
-    /// The handler ends: its time is interrupt time, and the accounting clock goes on.
-    /// ASYNC-SIGNAL-SAFE.
+    /// Interrupt context ends: its time is interrupt time, and the accounting clock
+    /// goes on. ASYNC-SIGNAL-SAFE.
     pub(crate) fn irq_time_exit(&self) {
         let since = self.irq_since.load(Ordering::Relaxed);
         let spent = self.acct.now().saturating_sub(since);
@@ -1121,8 +1130,14 @@ unsafe fn schedule_as(cpu: &Cpu, how: Switch) {
         // while `l` is unused).
         // SAFETY: carrier, preemption disabled.
         unsafe { net::do_softirq(cpu) };
+        // Remote wakeups are interrupt work too (the kernel queues them to the target
+        // CPU's IPI): not the switched-out thread's time.
+        let outer = cpu.irq_time_enter();
         // SAFETY: as above.
         unsafe { cpu.pull_wakeups(l) };
+        if outer {
+            cpu.irq_time_exit();
+        }
         let now = cpu.acct_ns();
         let prev = l.curr;
         debug_assert!(!prev.is_null());

@@ -173,8 +173,9 @@ impl Builder {
     /// tick a switch.
     ///
     /// Not yet the default: with dozens of runnable request handlers (an HTTP server
-    /// under 50 connections) the fair class's ordering by virtual deadline gives `/`
-    /// a p99 around ten times round-robin's (`benches/http_compare.sh`).
+    /// under 50 connections) the fair class gives `/` a p99 of 1.5–5× round-robin's
+    /// (`benches/http_compare.sh`): a handler that got ahead of its siblings waits for
+    /// all of them to catch up.
     /// Real-time priorities are FIFO with round-robin among equals either way.
     pub fn fair(mut self, on: bool) -> Self {
         self.fair = on;

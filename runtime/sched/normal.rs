@@ -32,11 +32,12 @@
 //!   not at every tick — the slice is independent of the tick: a coarse tick gets a
 //!   one-shot at the slice's end. Time spent in the interrupt's handler is charged to
 //!   nobody (the kernel's `IRQ_TIME_ACCOUNTING`).
-//! * **Wakeup preemption.** A woken thread that asks for at most half the running
-//!   member's request and is owed the CPU first — eligible, with an earlier deadline or
-//!   beside a running member that has run ahead — preempts it at once (under
-//!   `Full`/`Rt`; the kernel's `PREEMPT_SHORT`). Between threads of like requests the
-//!   running one finishes its request.
+//! * **Wakeup preemption.** A woken thread that is eligible with an earlier deadline
+//!   preempts the running member (under `Full`/`Rt`) once that one has had
+//!   [`WAKEUP_GRANULARITY`] of its request — at once if it asks for at most half as
+//!   much at a time, and then also beside a running member that has run ahead (the
+//!   kernel's `PREEMPT_SHORT`). Request handlers that run for µs finish their requests
+//!   among themselves.
 //! * **Yield.** `yield_now` lets the others run: the pick that follows chooses among
 //!   the other members first — an ineligible one too, so the yielder pays for it in
 //!   lag — and the yielder's request starts afresh (EEVDF alone would run a yielder
@@ -84,6 +85,10 @@ pub(crate) const BASE_SLICE: u64 = 3_000_000;
 pub(crate) const LAG_LIMIT: u64 = 1_500_000;
 /// The shortest request: a thread that runs for microseconds still asks for this.
 pub(crate) const MIN_REQUEST: u64 = 100_000;
+/// How much of its slice a running thread keeps before a woken one with a like request
+/// and an earlier deadline may take the CPU from it (the old CFS wakeup granularity,
+/// short): long enough for a request handler to finish its request.
+pub(crate) const WAKEUP_GRANULARITY: u64 = 100_000;
 /// The weight of nice 0.
 const NICE_0: u64 = 1024;
 
@@ -652,15 +657,25 @@ impl NormalQueue {
         Some(self.start(t, now))
     }
 
-    /// Whether `w`, queued, may cut the request of `c` short: it asks for much less at a
-    /// time and is owed the CPU first — eligible, with an earlier deadline or beside a
-    /// `c` that has run ahead of its share (the kernel's `PREEMPT_SHORT`).
+    /// Whether `w`, queued, may cut the request of `c` short. It must be owed the CPU
+    /// first: eligible, with an earlier deadline — or, if it asks for at most half as
+    /// much at a time, beside a `c` that has run ahead of its share (the kernel's
+    /// `PREEMPT_SHORT`). And `c` must have had [`WAKEUP_GRANULARITY`] of its request, unless
+    /// `w` asks for that much less: request handlers, which run for µs, finish their
+    /// requests among themselves, while a woken thread still takes the CPU from one
+    /// that computes.
     fn cuts_short(&self, w: *const Task, c: *const Task) -> bool {
         // SAFETY: members of this queue.
         let (we, ce) = unsafe { (fe(w), fe(c)) };
-        asks_much_less(we, ce)
-            && self.is_eligible(w)
-            && (we.deadline < ce.deadline || !self.is_eligible(c))
+        if !self.is_eligible(w) {
+            return false;
+        }
+        if asks_much_less(we, ce) {
+            return we.deadline < ce.deadline || !self.is_eligible(c);
+        }
+        // How much of its current request `c` has had.
+        let had = Self::vrequest(ce) - (ce.deadline - ce.vruntime);
+        we.deadline < ce.deadline && had >= to_virtual(WAKEUP_GRANULARITY, ce.weight)
     }
 
     /// Takes `t`, queued, off its heap; false if it is on none.

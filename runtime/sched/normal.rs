@@ -852,12 +852,10 @@ impl NormalQueue {
     }
 
     /// Whether `t`, just queued, should preempt the running member: the running
-    /// member's request is used up, or `t` asks for less at a time and is owed the CPU
-    /// first — eligible, with an earlier deadline or beside a running member that has
-    /// run ahead of its share (the kernel's `RUN_TO_PARITY` with `PREEMPT_SHORT`).
-    /// Between equals the running one finishes its request: under a load of request
-    /// handlers, each woken one preempting the one at work made every other request
-    /// pay two switches and a wait in the queue (the HTTP bench's `/` at 50
+    /// member's request is used up, or `t` may cut it short ([`Self::cuts_short`]: the
+    /// kernel's `RUN_TO_PARITY`, `PREEMPT_SHORT` and a wakeup granularity). Without the
+    /// granularity, request handlers preempted each other by turns — every other
+    /// request paid two switches and a wait in the queue (the HTTP bench's `/` at 50
     /// connections: ~40 % of switches were such preemptions).
     ///
     /// # Safety

@@ -41,25 +41,36 @@ fn p99_of(name: &str, m: Model) -> f64 {
     compare::percentile(&o.latencies_us, 99.0)
 }
 
+/// Asserts that `m` wakes `name`'s threads with a p99 lateness under a quarter of
+/// `None`'s. A stall of the VM (1–9 ms, in bursts while the other core is busy) delays
+/// every wakeup due during it, and a handful of those decide the p99 of a run's few
+/// hundred samples: `m` gets a second run before the test fails.
+fn cuts_lateness_fourfold(name: &str, m: Model) {
+    let none = p99_of(name, Model::None);
+    let first = p99_of(name, m);
+    if first < none / 4.0 {
+        return;
+    }
+    let second = p99_of(name, m);
+    assert!(
+        second < none / 4.0,
+        "{name} p99: {m:?} {first} µs, then {second} µs; None {none} µs"
+    );
+}
+
 #[test]
 fn preemptive_models_cut_the_desktops_wakeup_lateness_under_load() {
     let _l = support::runtime_lock();
-    let p99 = |m| p99_of("desktop", m);
-    let (none, full, rt) = (p99(Model::None), p99(Model::Full), p99(Model::Rt));
     // None waits for the copier's 5 ms yields; Full and Rt preempt it at the wakeup.
-    assert!(full < none / 4.0, "p99: Full {full} µs, None {none} µs");
-    assert!(rt < none / 4.0, "p99: Rt {rt} µs, None {none} µs");
+    cuts_lateness_fourfold("desktop", Model::Full);
+    cuts_lateness_fourfold("desktop", Model::Rt);
 }
 
 #[test]
 fn the_fair_class_wakes_the_all_default_desktop_under_full() {
     let _l = support::runtime_lock();
-    let (none, full) = (
-        p99_of("desktop-fair", Model::None),
-        p99_of("desktop-fair", Model::Full),
-    );
     // No priority set anywhere: the fair class's wakeup preemption does it.
-    assert!(full < none / 4.0, "p99: Full {full} µs, None {none} µs");
+    cuts_lateness_fourfold("desktop-fair", Model::Full);
 }
 
 #[test]

@@ -36,8 +36,10 @@
 //!   preempts the running member (under `Full`/`Rt`) once that one has had
 //!   [`WAKEUP_GRANULARITY`] of its request — at once if it asks for at most half as
 //!   much at a time, and then also beside a running member that has run ahead (the
-//!   kernel's `PREEMPT_SHORT`). Request handlers that run for µs finish their requests
-//!   among themselves.
+//!   kernel's `PREEMPT_SHORT`). Whatever the deadlines, an eligible thread owed at
+//!   least [`WAKEUP_GRANULARITY`] takes the CPU from a member that has run ahead: the
+//!   kernel keeps only an eligible member running to parity. Request handlers that run
+//!   for µs, µs apart in lag, finish their requests among themselves.
 //! * **Yield.** `yield_now` lets the others run: the pick that follows chooses among
 //!   the other members first — an ineligible one too, so the yielder pays for it in
 //!   lag — and the yielder's request starts afresh (EEVDF alone would run a yielder
@@ -658,17 +660,26 @@ impl NormalQueue {
     }
 
     /// Whether `w`, queued, may cut the request of `c` short. It must be owed the CPU
-    /// first: eligible, with an earlier deadline — or, if it asks for at most half as
-    /// much at a time, beside a `c` that has run ahead of its share (the kernel's
-    /// `PREEMPT_SHORT`). And `c` must have had [`WAKEUP_GRANULARITY`] of its request, unless
-    /// `w` asks for that much less: request handlers, which run for µs, finish their
-    /// requests among themselves, while a woken thread still takes the CPU from one
-    /// that computes.
+    /// first: eligible, and then either owed at least [`WAKEUP_GRANULARITY`] beside a `c`
+    /// that has run ahead of its share, or with an earlier deadline — or, if it asks for
+    /// at most half as much at a time, beside an ineligible `c` (the kernel's
+    /// `PREEMPT_SHORT`). By deadline, `c` must have had [`WAKEUP_GRANULARITY`] of its
+    /// request, unless `w` asks for that much less: request handlers, which run for µs
+    /// and are µs apart in lag, finish their requests among themselves, while a woken
+    /// thread still takes the CPU from one that computes.
     fn cuts_short(&self, w: *const Task, c: *const Task) -> bool {
         // SAFETY: members of this queue.
         let (we, ce) = unsafe { (fe(w), fe(c)) };
         if !self.is_eligible(w) {
             return false;
+        }
+        if !self.is_eligible(c)
+            && to_real(self.avg() - we.vruntime, we.weight) >= WAKEUP_GRANULARITY
+        {
+            // `c` has run ahead of its share and `w` is owed a granularity: EEVDF picks
+            // `w`, whatever the deadlines (kept from it, a compositor owed 2 ms waited
+            // for a copier's whole request).
+            return true;
         }
         if asks_much_less(we, ce) {
             return we.deadline < ce.deadline || !self.is_eligible(c);
@@ -965,5 +976,69 @@ impl NormalQueue {
         e.deadline = e.vruntime + (left as i128 * old as i128 / new as i128) as i64;
         self.sum_wv += new as i128 * e.vruntime as i128;
         self.slice_left = to_real(e.deadline - e.vruntime, new);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::arch::Context;
+    use crate::io::device::IrqChip;
+    use crate::sched::rq::RunQueue;
+    use crate::sched::{Config, Cpu};
+    use crate::stack::Stack;
+    use std::time::Duration;
+
+    const MS: u64 = 1_000_000;
+
+    /// Two nice-0 threads of a fair CPU (never run: only their scheduling state is used).
+    fn two_threads() -> Vec<Task> {
+        let chip = IrqChip::new().unwrap();
+        let config = Config {
+            default_stack: crate::min_stack_size(),
+            model: crate::Model::Full,
+            tick: Duration::from_millis(1),
+            napi: true,
+            fair: true,
+            nohz_full: true,
+        };
+        let cpu = Cpu::new(0, config, &chip).unwrap();
+        (0..2)
+            .map(|_| {
+                let stack = Stack::new(crate::min_stack_size()).unwrap();
+                let p = crate::Priority::DEFAULT;
+                Task::new(None, cpu.clone(), p, 0, None, Context::empty(), stack)
+            })
+            .collect()
+    }
+
+    /// Both threads asking for a whole base slice join at 0; the first picked runs for
+    /// `ran` and is preempted by an interrupt for something else. Returns whether the
+    /// next pick gives the CPU to the other one.
+    fn other_runs_after(ran: u64) -> bool {
+        let tasks = two_threads();
+        let mut rq = RunQueue::new(true);
+        // SAFETY: the tasks are alive for the whole test, belong to the queue's CPU, and
+        // nothing else touches their scheduling state.
+        unsafe {
+            for t in &tasks {
+                fe(t).request = BASE_SLICE;
+                rq.enqueue(t, 0);
+            }
+            let first = rq.pick_next(0).unwrap();
+            rq.put_prev(first, ran, Stop::Preempted);
+            rq.enqueue(first, ran);
+            !ptr::eq(rq.pick_next(ran).unwrap(), first)
+        }
+    }
+
+    #[test]
+    fn an_interrupted_thread_runs_to_parity_only_while_the_other_is_owed_little() {
+        // 80 µs in, the other is owed 40 µs (under the granularity): the first keeps its
+        // request.
+        assert!(!other_runs_after(80_000));
+        // 1 ms in, the first is 0.5 ms ahead of its share and the other is owed 0.5 ms:
+        // the other runs, though its deadline is no earlier.
+        assert!(other_runs_after(MS));
     }
 }

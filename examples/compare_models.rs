@@ -483,15 +483,21 @@ pub fn tail(rt: &Runtime, opts: Opts, fair: bool) -> Measured {
 
 // ---- realtime ----
 
+/// How much later than the scheduler can explain a job must start to count as stalled by
+/// the machine ([`edf_misses`]).
+pub const MACHINE_STALL: Duration = Duration::from_millis(1);
+
 /// The seeds' EDF case: the deadline task (runtime 2 ms, deadline = period = 5 ms; each
 /// job computes 1.8 ms) beside a low-priority thread that enters a `SpinLock` section of
 /// `section` just before each release of the deadline task it can (150 µs before; it
 /// skips a release it wakes too late for). Returns the fraction of jobs that finished
 /// after their deadline, and the jobs' response times (µs).
 ///
-/// A job whose own 1.8 ms of computation takes over 2.5 ms of wall time was stalled by
-/// the machine (nothing on the CPU outranks it; on a VM the hypervisor does this now and
-/// then, for 1–9 ms): it is counted apart, not as a miss the scheduler caused.
+/// A job whose own 1.8 ms of computation takes over 2.5 ms of wall time, or that starts
+/// over [`MACHINE_STALL`] later than the section could hold it back, was stalled by the
+/// machine (nothing on the CPU outranks it; on a VM the hypervisor does this now and
+/// then, for 1–9 ms, more often while the other core is busy): it is counted apart, not
+/// as a miss the scheduler caused.
 ///
 /// Under `None`, `Voluntary` and `Full` the section is non-preemptible: a 3.5 ms one
 /// blocks the released job for 3.35 ms, and 3.35 + 1.8 > 5. The missed job then ends
@@ -539,8 +545,11 @@ pub fn edf_misses(rt: &Runtime, run: Duration, section: Duration) -> Edf {
                 while release + period < until {
                     thread::sleep_until(release);
                     let job = Instant::now();
+                    // The section holds the job back by less than its length; a start
+                    // a millisecond later than that is the machine's doing too.
+                    let held = job.saturating_duration_since(release) > section + MACHINE_STALL;
                     spin(Duration::from_micros(1800)); // the job: 1.8 ms of its 2 ms
-                    if job.elapsed() > Duration::from_micros(2500) {
+                    if held || job.elapsed() > Duration::from_micros(2500) {
                         // Nothing on this CPU outranks the job: the machine stalled it.
                         stalled += 1;
                         release += period;

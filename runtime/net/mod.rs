@@ -386,10 +386,12 @@ fd_traits!(TcpStream);
 
 impl Read for &TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.fd.read_with(|mut s| s.read(buf))
+        let len = buf.len();
+        self.fd.read_stream(len, |mut s| s.read(buf))
     }
     fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
-        self.fd.read_with(|mut s| s.read_vectored(bufs))
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.fd.read_stream(len, |mut s| s.read_vectored(bufs))
     }
 }
 

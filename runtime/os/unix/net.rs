@@ -114,7 +114,8 @@ impl UnixStream {
 
 impl Read for &UnixStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.fd.read_with(|mut s| s.read(buf))
+        let len = buf.len();
+        self.fd.read_stream(len, |mut s| s.read(buf))
     }
 }
 

@@ -384,6 +384,45 @@ fn data_that_comes_after_a_short_read_is_not_missed() {
     client.join().unwrap();
 }
 
+/// The peer writes a byte and closes at once while the reader waits: the data and the
+/// hang-up often come in one event. After the short read of the byte, the next read must
+/// report the end of the stream at once, not wait for an event that never comes.
+#[test]
+fn a_hang_up_that_comes_with_the_data_ends_the_stream() {
+    let _l = support::runtime_lock();
+    let rt = support::runtime();
+    rt.block_on(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = std::thread::spawn(move || {
+            for _ in 0..100 {
+                let mut c = std::net::TcpStream::connect(addr).unwrap();
+                c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                c.write_all(b"a").unwrap();
+                let mut k = [0; 1];
+                c.read_exact(&mut k).unwrap();
+                c.write_all(b"x").unwrap(); // and the drop closes
+            }
+        });
+        for _ in 0..100 {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0; 64];
+            assert_eq!(s.read(&mut buf).unwrap(), 1);
+            s.write_all(b"k").unwrap();
+            let mut got = Vec::new();
+            loop {
+                match s.read(&mut buf).unwrap() {
+                    0 => break,
+                    n => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            assert_eq!(got, b"x");
+        }
+        client.join().unwrap();
+    });
+}
+
 /// Misuse: a second waiter in the same direction gets an error, and the first still
 /// gets its datagram.
 #[test]

@@ -385,6 +385,9 @@ pub(crate) unsafe fn dispatch(cpu: &Cpu, ev: libc::epoll_event, ctx: Ctx) {
     let e = ev.events as i32;
     let read = libc::EPOLLIN | libc::EPOLLPRI | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR;
     let write = libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR;
+    if e & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) != 0 {
+        io.set_hung_up();
+    }
     if e & read != 0
         && let Some(t) = io.set_ready(READ)
     {

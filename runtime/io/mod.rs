@@ -187,7 +187,9 @@ impl Registration {
     /// until the descriptor's next event the next read would fail with `WouldBlock`
     /// (tokio's observation): it waits at once. Any data that arrives after that read
     /// makes an edge-triggered event, counted after the count read before it, so the
-    /// wait cannot miss it. A request–response server saves a system call per request.
+    /// wait cannot miss it; a hang-up or error that came with the data is remembered by
+    /// the registration and read at once. A request–response server saves a system call
+    /// per request.
     pub(crate) fn read_stream(
         &self,
         len: usize,
@@ -200,7 +202,9 @@ impl Registration {
             }
             let snapshot = self.io.snapshot(READ);
             let drained = self.drained.load(Ordering::Relaxed);
-            if len == 0 || drained != snapshot.wrapping_add(1) {
+            // (A hang-up reported with the data — the peer wrote and closed — makes no
+            // later event: the read that returns 0 or the error is made at once.)
+            if len == 0 || drained != snapshot.wrapping_add(1) || self.io.is_hung_up() {
                 match op() {
                     Ok(n) => {
                         let hint = if n > 0 && n < len {

@@ -62,6 +62,9 @@ pub struct ScheduledIo<W: IoWaker> {
     events: [AtomicUsize; 2],
     waiter: [AtomicPtr<()>; 2],
     closed: AtomicBool,
+    /// The peer hung up or the descriptor failed (`EPOLLRDHUP`, `EPOLLHUP`, `EPOLLERR`):
+    /// a final state, which later reads report at once.
+    hung_up: AtomicBool,
     _waker: PhantomData<fn(W)>,
 }
 
@@ -88,6 +91,7 @@ impl<W: IoWaker> ScheduledIo<W> {
                 AtomicPtr::new(ptr::null_mut()),
             ],
             closed: AtomicBool::new(false),
+            hung_up: AtomicBool::new(false),
             _waker: PhantomData,
         }
     }
@@ -157,6 +161,18 @@ impl<W: IoWaker> ScheduledIo<W> {
     #[inline]
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Records a hang-up or an error, before the event that reports it
+    /// ([`set_ready`](Self::set_ready)): whoever reads the event count after it sees it.
+    pub fn set_hung_up(&self) {
+        self.hung_up.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`set_hung_up`](Self::set_hung_up) was called.
+    #[inline]
+    pub fn is_hung_up(&self) -> bool {
+        self.hung_up.load(Ordering::SeqCst)
     }
 }
 

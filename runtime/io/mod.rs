@@ -181,8 +181,8 @@ impl Registration {
         }
     }
 
-    /// [`io_loop`](Self::io_loop) for a read of up to `len` bytes from a stream (TCP, a
-    /// Unix stream, a pipe), which skips the call that would only say `WouldBlock`. A
+    /// [`io_loop`](Self::io_loop) for a read of up to `len` bytes from a stream socket
+    /// (TCP, Unix), which skips the call that would only say `WouldBlock`. A
     /// stream read that returns less than it asked for emptied the receive queue, so
     /// until the descriptor's next event the next read would fail with `WouldBlock`
     /// (tokio's observation): it waits at once. Any data that arrives after that read

@@ -336,24 +336,13 @@ fn unix_stream_pair_round_trip() {
 }
 
 /// Ping-pong of one-byte messages read into a larger buffer: every read is short, so the
-/// next read waits for the socket's next event without trying first. The peer sends only
-/// after the reply to the previous message, i.e. after that short read: each message must
-/// still arrive (no lost wakeup), on a carrier and on a plain OS thread (where `poll`
-/// waits and no events are counted).
-fn short_reads_then_later_data(server: TcpStream, rounds: u8) {
-    let mut s = server;
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut buf = [0; 64];
-    for i in 0..rounds {
-        assert_eq!(s.read(&mut buf).unwrap(), 1);
-        assert_eq!(buf[0], i);
-        s.write_all(&[i]).unwrap();
-    }
-    assert_eq!(s.read(&mut buf).unwrap(), 0);
-}
-
-fn ping_pong_client(addr: std::net::SocketAddr, rounds: u8) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
+/// next read waits for the socket's next event without trying first. The peer (an OS
+/// thread) sends only after the reply to the previous message, i.e. after that short
+/// read: each message must still arrive (no lost wakeup).
+fn short_reads_then_later_data(rounds: u8) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = std::thread::spawn(move || {
         let mut c = std::net::TcpStream::connect(addr).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut b = [0; 1];
@@ -362,26 +351,27 @@ fn ping_pong_client(addr: std::net::SocketAddr, rounds: u8) -> std::thread::Join
             c.read_exact(&mut b).unwrap();
             assert_eq!(b[0], i);
         }
-    })
+    });
+    let (mut s, _) = listener.accept().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0; 64];
+    for i in 0..rounds {
+        assert_eq!(s.read(&mut buf).unwrap(), 1);
+        assert_eq!(buf[0], i);
+        s.write_all(&[i]).unwrap();
+    }
+    assert_eq!(s.read(&mut buf).unwrap(), 0);
+    client.join().unwrap();
 }
 
+/// On a carrier, and on a plain OS thread (where `poll` waits and no events are counted).
 #[test]
 fn data_that_comes_after_a_short_read_is_not_missed() {
     let _l = support::runtime_lock();
     let rt = support::runtime();
-    rt.block_on(|| {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = ping_pong_client(listener.local_addr().unwrap(), 200);
-        let (s, _) = listener.accept().unwrap();
-        short_reads_then_later_data(s, 200);
-        client.join().unwrap();
-    });
+    rt.block_on(|| short_reads_then_later_data(200));
     drop(rt);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let client = ping_pong_client(listener.local_addr().unwrap(), 200);
-    let (s, _) = listener.accept().unwrap();
-    short_reads_then_later_data(s, 200);
-    client.join().unwrap();
+    short_reads_then_later_data(200);
 }
 
 /// The peer writes a byte and closes at once while the reader waits: the data and the

@@ -151,25 +151,26 @@ impl Registration {
     pub(crate) fn io_loop<R>(
         &self,
         dir: usize,
-        op: impl FnMut() -> io::Result<R>,
+        mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
         let deadline = self.timeout(dir).map(|t| Instant::now() + t);
-        self.io_loop_until(dir, deadline, op)
+        self.io_loop_until(dir, deadline, |_| op())
     }
 
-    /// [`io_loop`](Self::io_loop) with an explicit deadline.
+    /// [`io_loop`](Self::io_loop) with an explicit deadline; `op` is given the
+    /// direction's event count read before the attempt.
     pub(crate) fn io_loop_until<R>(
         &self,
         dir: usize,
         deadline: Option<Instant>,
-        mut op: impl FnMut() -> io::Result<R>,
+        mut op: impl FnMut(usize) -> io::Result<R>,
     ) -> io::Result<R> {
         loop {
             if self.io.is_closed() {
                 return Err(closed());
             }
             let snapshot = self.io.snapshot(dir);
-            match op() {
+            match op(snapshot) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => return other,
@@ -196,38 +197,21 @@ impl Registration {
         mut op: impl FnMut() -> io::Result<usize>,
     ) -> io::Result<usize> {
         let deadline = self.timeout(READ).map(|t| Instant::now() + t);
-        loop {
-            if self.io.is_closed() {
-                return Err(closed());
-            }
-            let snapshot = self.io.snapshot(READ);
-            let drained = self.drained.load(Ordering::Relaxed);
-            // (A hang-up reported with the data — the peer wrote and closed — makes no
-            // later event: the read that returns 0 or the error is made at once.)
-            if len == 0 || drained != snapshot.wrapping_add(1) || self.io.is_hung_up() {
-                match op() {
-                    Ok(n) => {
-                        let hint = if n > 0 && n < len {
-                            snapshot.wrapping_add(1)
-                        } else {
-                            0
-                        };
-                        self.drained.store(hint, Ordering::Relaxed);
-                        return Ok(n);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-            if self.nonblocking.load(Ordering::Relaxed) {
+        self.io_loop_until(READ, deadline, |snapshot| {
+            // The hint is used once: after the wait (or on an OS thread, whose `poll`
+            // counts no events) the next pass reads. A hang-up reported with the data
+            // (the peer wrote and closed) makes no later event: that read is made at once.
+            let drained = self.drained.swap(0, Ordering::Relaxed);
+            if len > 0 && drained == snapshot.wrapping_add(1) && !self.io.is_hung_up() {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
-            self.wait(READ, snapshot, deadline)?;
-            // Woken (or, on an OS thread, readable by `poll`, which counts no events):
-            // the next pass reads.
-            self.drained.store(0, Ordering::Relaxed);
-        }
+            let n = op()?;
+            if n > 0 && n < len {
+                self.drained
+                    .store(snapshot.wrapping_add(1), Ordering::Relaxed);
+            }
+            Ok(n)
+        })
     }
 
     /// Sleeps until an event in `dir` after `snapshot`, the deadline, or a close.
@@ -461,7 +445,7 @@ impl<T: AsFd> Fd<T> {
         deadline: Option<Instant>,
         mut op: impl FnMut(&T) -> io::Result<R>,
     ) -> io::Result<R> {
-        self.reg.io_loop_until(dir, deadline, || op(&self.inner))
+        self.reg.io_loop_until(dir, deadline, |_| op(&self.inner))
     }
 
     /// The wrapped value.

@@ -75,6 +75,14 @@ pub(crate) fn set_raw(v: u32) {
     PREEMPT_COUNT.with(|c| c.set(v))
 }
 
+/// The address of the calling carrier's word, for the preemption stub, which lowers the
+/// count itself on its way back (`arch::StubReturn`). Valid while the caller stays on
+/// this carrier, i.e. until its next switch.
+#[inline(never)]
+pub(crate) fn word() -> *mut u32 {
+    PREEMPT_COUNT.with(Cell::as_ptr)
+}
+
 /// Sets `NEED_RESCHED` on the calling carrier. A timer interrupt that splits this
 /// read-modify-write is harmless: the handler only ever adds `NEED_RESCHED`.
 #[inline(never)]

@@ -14,10 +14,13 @@
 //! `mprotect` splits one), so `vm.max_map_count` bounds how many can exist.
 //!
 //! The minimum size leaves room for what the timer interrupt pushes on a preempted
-//! thread's stack: the 128-byte red zone the kernel skips, the signal frame (whose size
-//! the kernel reports as `AT_MINSIGSTKSZ`: ~3.4 KiB with AVX-512 state), the handler's
-//! frames, or (after the handler) the preemption stub's full `xsave` area and the
-//! scheduler's frames — plus a few KiB for the thread's own entry path.
+//! thread's stack, at its deepest: the 128-byte red zone the kernel skips, the
+//! preemption stub's full `xsave` area and the scheduler's frames, and on top of those
+//! a second tick's signal frame (whose size the kernel reports as `AT_MINSIGSTKSZ`:
+//! ~3.4 KiB with AVX-512 state) and handler frames, landed while the scheduler ran with
+//! the count raised — plus a few KiB for the thread's own entry path. Never more: the
+//! handler does not redirect a thread that is still inside the stub (asm/x86_64/preempt.s),
+//! so one preemption's frames never stack up on another's.
 //!
 //! A [`StackPool`] belongs to one CPU and is touched only with preemption disabled.
 
@@ -37,7 +40,7 @@ const STUB_SAVE_AREA: usize = crate::arch::STUB_XSAVE_RESERVE + 128;
 /// The scheduler's frames when called from the stub or from a blocking call.
 const SCHED_FRAMES: usize = 2 << 10;
 /// Room for the thread's start record, entry path and a small body.
-const ENTRY_FRAMES: usize = 8 << 10;
+const ENTRY_FRAMES: usize = 4 << 10;
 
 /// The smallest stack a green thread may have on this machine, in bytes.
 ///
@@ -45,8 +48,9 @@ const ENTRY_FRAMES: usize = 8 << 10;
 /// machine with a larger vector state (AMX) gets a larger minimum.
 pub fn min_stack_size() -> usize {
     let sig_frame = sys::min_signal_stack().max(libc::MINSIGSTKSZ);
-    let interrupt = (sig_frame + HANDLER_FRAMES).max(STUB_SAVE_AREA + SCHED_FRAMES);
-    round_to_pages(RED_ZONE + interrupt + ENTRY_FRAMES)
+    let preemption = STUB_SAVE_AREA + SCHED_FRAMES;
+    let tick_on_top = sig_frame + HANDLER_FRAMES;
+    round_to_pages(RED_ZONE + preemption + tick_on_top + ENTRY_FRAMES)
 }
 
 /// Rounds `n` up to a whole number of pages.

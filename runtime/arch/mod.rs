@@ -16,8 +16,9 @@
 mod x86_64;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86_64::{
-    Context, FRAME_SIZE, STUB_RSP_DROP, STUB_XSAVE_RESERVE, check_async_preemption, count_add,
-    count_and, count_sub, cycles, init_stack, irq_stub, mutex_trylock_window, switch,
+    Context, FRAME_SIZE, STUB_RSP_DROP, STUB_XSAVE_RESERVE, StubReturn, check_async_preemption,
+    count_add, count_and, count_sub, cycles, init_stack, irq_stub, irq_stub_return,
+    mutex_trylock_window, switch,
 };
 
 #[cfg(all(target_arch = "x86_64", not(loom)))]

@@ -27,6 +27,8 @@ unsafe extern "sysv64" {
         owner: *const (),
     ) -> u32;
     static preempt_mutex_trylock_end: u8;
+    static preempt_irq_stub_return: u8;
+    static preempt_irq_stub_end: u8;
 }
 
 /// Takes a mutex word if it is 0 and records `owner` in `*owner_slot`, in a window the
@@ -102,6 +104,27 @@ const _: () = assert!(STUB_SLOT_FROM_RBP == 11 * 8);
 pub(crate) fn irq_stub() -> usize {
     preempt_irq_stub as *const () as usize
 }
+
+/// The preemption stub's way back from the scheduler (preempt.s), which the timer
+/// interrupt must not redirect: `[start, end)`. ASYNC-SIGNAL-SAFE.
+pub(crate) fn irq_stub_return() -> (usize, usize) {
+    (
+        (&raw const preempt_irq_stub_return) as usize,
+        (&raw const preempt_irq_stub_end) as usize,
+    )
+}
+
+/// What `preempt_irq_entry` hands back to the stub, in rax and rdx (System V returns a
+/// two-word aggregate in that pair).
+#[repr(C)]
+pub(crate) struct StubReturn {
+    /// The interrupted instruction.
+    pub(crate) rip: usize,
+    /// The carrier's `preempt_count`, still at the scheduler's offset: the stub lowers
+    /// it by one (`sub dword ptr [rax], 1`).
+    pub(crate) count: *mut u32,
+}
+const _: () = assert!(crate::preempt::SCHED_OFFSET == 1);
 
 /// Checks that this CPU can run the preemption stub: XSAVE enabled by the OS, and an
 /// XSAVE image that fits the stub's reserve.

@@ -30,16 +30,19 @@
 //!      reschedules — invariant 2);
 //!    * the interrupted PC outside the executable's own text and the vDSO (libc, the
 //!      dynamic loader, other shared objects: their locks and caches are not ours);
-//!    * the carrier is panicking (its panic count is shared by every green thread).
+//!    * the carrier is panicking (its panic count is shared by every green thread);
+//!    * the interrupted PC on the preemption stub's way back (below), with a retry.
 //!
 //! To preempt, the handler *redirects* (DESIGN.md §4): it keeps the interrupted RIP in
 //! a per-carrier variable, moves RSP below the red zone, points RIP at the assembly
 //! stub (`asm/x86_64/preempt.s`) and raises `preempt_count` to the scheduler's offset on
 //! the stub's behalf. After sigreturn — so in ordinary context, with `SIGALRM`
 //! unblocked again — the stub saves every register and the full XSAVE state, calls
-//! `preempt_irq_entry`, which runs `schedule()`, and returns to the interrupted
-//! instruction. The scheduler never runs in signal context, and a tick that lands in
-//! the stub before `schedule()` finds the count raised and only defers.
+//! `preempt_irq_entry`, which runs `schedule()`, restores, lowers the count and returns
+//! to the interrupted instruction. The scheduler never runs in signal context, and one
+//! preemption's frames never stack up on another's: a tick that lands in the stub finds
+//! the count raised, or the PC on the stub's way back after the count fell, and only
+//! defers — asking the device to retry soon, as the lowering does not reschedule.
 //!
 //! Everything here that the handler reaches is ASYNC-SIGNAL-SAFE: TLS words that are
 //! `const`-initialised and `Drop`-free, atomics, and raw system calls.
@@ -427,6 +430,20 @@ fn tick_work(cpu: &Cpu, uctx: *mut libc::ucontext_t, raw: u32) -> bool {
         preempt::set_need_resched();
         return false;
     }
+    // SAFETY: the kernel passes a valid ucontext to SA_SIGINFO handlers; gregs holds the
+    // interrupted thread's registers, which sigreturn will load.
+    let gregs = unsafe { &mut (*uctx).uc_mcontext.gregs };
+    let pc = gregs[libc::REG_RIP as usize] as usize;
+    let (ret0, ret1) = arch::irq_stub_return();
+    if pc >= ret0 && pc < ret1 {
+        // The stub's way back from a preemption: redirecting would stack a second frame
+        // of the stub on this one (preempt.s), and its lowering of the count does not
+        // reschedule. Ask again in a moment, when the thread is back in its own code.
+        preempt::set_need_resched();
+        sched::bump(&stats.deferred_pc);
+        tick::fire_by(MIN_RETRY, cpu.config.tick);
+        return false;
+    }
     if raw & !preempt::NEED_RESCHED != 0 {
         // The `enable` that brings the count to zero switches: no retry needed.
         preempt::set_need_resched();
@@ -438,10 +455,6 @@ fn tick_work(cpu: &Cpu, uctx: *mut libc::ucontext_t, raw: u32) -> bool {
         sched::bump(&stats.deferred_panicking);
         return false;
     }
-    // SAFETY: the kernel passes a valid ucontext to SA_SIGINFO handlers; gregs holds the
-    // interrupted thread's registers, which sigreturn will load.
-    let gregs = unsafe { &mut (*uctx).uc_mcontext.gregs };
-    let pc = gregs[libc::REG_RIP as usize] as usize;
     // SAFETY: RSP as interrupted, on the thread's own stack (the handler runs there).
     if !unsafe { preemptible(pc, gregs[libc::REG_RSP as usize] as usize) } {
         preempt::set_need_resched();
@@ -489,9 +502,11 @@ const MIN_RETRY: std::time::Duration = crate::rt::MIN_TICK;
 
 /// Called by the preemption stub, in ordinary context, with `preempt_count` raised to
 /// the scheduler's offset by the handler. Switches away; returns, once this thread is
-/// resumed, the instruction it was interrupted at.
+/// resumed, the instruction it was interrupted at, with the count still raised: the
+/// stub lowers it after restoring the thread's state, so that no tick redirects the
+/// thread again before its frame of the stub is gone (preempt.s).
 #[unsafe(no_mangle)]
-extern "sysv64" fn preempt_irq_entry() -> usize {
+extern "sysv64" fn preempt_irq_entry() -> arch::StubReturn {
     // Read before scheduling: another thread's preemption reuses the variable.
     let rip = SAVED_RIP.with(Cell::get);
     let Some(cpu) = sched::this_cpu() else {
@@ -508,8 +523,12 @@ extern "sysv64" fn preempt_irq_entry() -> usize {
             break;
         }
     }
-    preempt::enable_no_resched();
-    rip
+    // (A tick from here to the stub's way back finds the count raised and defers.)
+    debug_assert_eq!(preempt::count(), preempt::SCHED_OFFSET);
+    arch::StubReturn {
+        rip,
+        count: preempt::word(),
+    }
 }
 
 /// Masks the timer interrupt's effects on this carrier until the guard is dropped: a

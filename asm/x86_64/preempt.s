@@ -16,16 +16,19 @@
 // a Rust call may clobber — flags, the nine caller-saved GPRs, the whole extended
 // state with XSAVE (x87, SSE, AVX, AVX-512, mask registers, MXCSR) — calls
 // `preempt_irq_entry` (which schedules and returns the interrupted RIP and the
-// address of the carrier's preempt_count, still raised), restores, lowers the count
-// with one instruction, and `ret 128` returns to the interrupted instruction with RSP
+// address of the carrier's preempt_count, still raised), lowers the count with one
+// instruction, restores, and `ret 128` returns to the interrupted instruction with RSP
 // exactly as it was. Callee-saved GPRs need no saving here: Rust code and the switch
 // preserve them.
 //
 // The way back, from `preempt_irq_stub_return` to the end, is not preemptible: a
 // redirect there would build a second frame of the stub on top of this one (5.4 KiB
-// each), and a thread that met ticks there repeatedly would overflow its stack. Until
-// the `sub` the count is raised; after it the handler recognises the range by the
-// interrupted RIP. Either way it only defers, and asks the device to retry soon.
+// each), and a thread that met ticks there repeatedly would overflow its stack. The
+// handler recognises the range by the interrupted RIP, defers, and asks the device to
+// retry soon. Before the range the count is raised, so a tick defers too, setting
+// NEED_RESCHED; the lowering looks for that flag and schedules again (the request and
+// the one-shot that carried it would be lost otherwise). The XSAVE area still holds the
+// thread's state then: nothing has been restored yet.
 //
 // Frame, from the entry RSP downwards (addresses grow up):
 //
@@ -36,8 +39,6 @@
 //   entry-16   rax, rcx, rdx, rsi, rdi, r8, r9, r10, r11 (down to entry-80)
 //   entry-88   rbp                               <- rbp points here
 //   ...        padding to 64-byte alignment
-//   entry-96   the count's address, on the way back (the alignment padding: the XSAVE
-//              area ends at least 64 bytes below rbp)
 //   rsp        XSAVE area (PREEMPT_XSAVE_AREA bytes, 64-byte aligned)
 //
 // The offsets shared with Rust (STUB_SLOT_FROM_RBP, STUB_XSAVE_RESERVE) are
@@ -93,17 +94,23 @@ preempt_irq_stub:
     mov     edx, -1                     // XCR0 enables
     xsave64 [rsp]
     cld                                 // the ABI requires DF clear at a call
+    xor     edi, edi                    // first entry: the interrupted RIP is in SAVED_RIP
+.Lschedule:
     call    preempt_irq_entry           // schedules; returns the interrupted RIP in rax,
     .globl  preempt_irq_stub_return     // the count's address in rdx
     .hidden preempt_irq_stub_return
 preempt_irq_stub_return:
     mov     [rbp + 88], rax             // the return slot: entry RSP = rbp + 88
-    mov     [rbp - 8], rdx
-    mov     eax, -1
+    sub     dword ptr [rdx], 1          // SCHED_OFFSET: one instruction (see count.s)
+    cmp     dword ptr [rdx], 0x80000000 // NEED_RESCHED alone: a tick deferred after the
+    jne     .Lrestore                   // scheduler's last look, while the count was raised
+    add     dword ptr [rdx], 1          // (the kernel's preempt_schedule_irq loop)
+    mov     rdi, rax
+    jmp     .Lschedule
+.Lrestore:
+    mov     eax, -1                     // (rax, rdx and the flags are restored below)
     mov     edx, -1
     xrstor64 [rsp]
-    mov     rax, [rbp - 8]              // (rax and the flags are restored below)
-    sub     dword ptr [rax], 1          // SCHED_OFFSET: one instruction (see count.s)
     mov     rsp, rbp
     pop     rbp
     pop     r11

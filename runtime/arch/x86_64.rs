@@ -121,7 +121,7 @@ pub(crate) struct StubReturn {
     /// The interrupted instruction.
     pub(crate) rip: usize,
     /// The carrier's `preempt_count`, still at the scheduler's offset: the stub lowers
-    /// it by one (`sub dword ptr [rax], 1`).
+    /// it by one (`sub dword ptr [rdx], 1`).
     pub(crate) count: *mut u32,
 }
 const _: () = assert!(crate::preempt::SCHED_OFFSET == 1);

@@ -38,11 +38,12 @@
 //! stub (`asm/x86_64/preempt.s`) and raises `preempt_count` to the scheduler's offset on
 //! the stub's behalf. After sigreturn — so in ordinary context, with `SIGALRM`
 //! unblocked again — the stub saves every register and the full XSAVE state, calls
-//! `preempt_irq_entry`, which runs `schedule()`, restores, lowers the count and returns
-//! to the interrupted instruction. The scheduler never runs in signal context, and one
-//! preemption's frames never stack up on another's: a tick that lands in the stub finds
-//! the count raised, or the PC on the stub's way back after the count fell, and only
-//! defers — asking the device to retry soon, as the lowering does not reschedule.
+//! `preempt_irq_entry`, which runs `schedule()`, lowers the count (scheduling again if a
+//! tick asked meanwhile), restores and returns to the interrupted instruction. The
+//! scheduler never runs in signal context, and one preemption's frames never stack up
+//! on another's: a tick that lands in the stub finds the count raised, or the PC on
+//! the stub's way back, and only defers (on the way back, asking the device to retry
+//! soon).
 //!
 //! Everything here that the handler reaches is ASYNC-SIGNAL-SAFE: TLS words that are
 //! `const`-initialised and `Drop`-free, atomics, and raw system calls.
@@ -437,8 +438,9 @@ fn tick_work(cpu: &Cpu, uctx: *mut libc::ucontext_t, raw: u32) -> bool {
     let (ret0, ret1) = arch::irq_stub_return();
     if pc >= ret0 && pc < ret1 {
         // The stub's way back from a preemption: redirecting would stack a second frame
-        // of the stub on this one (preempt.s), and its lowering of the count does not
-        // reschedule. Ask again in a moment, when the thread is back in its own code.
+        // of the stub on this one (preempt.s), and the stub looks for NEED_RESCHED only
+        // as it lowers the count. Ask again in a moment, when the thread is back in its
+        // own code.
         preempt::set_need_resched();
         sched::bump(&stats.deferred_pc);
         tick::fire_by(MIN_RETRY, cpu.config.tick);
@@ -503,27 +505,24 @@ const MIN_RETRY: std::time::Duration = crate::rt::MIN_TICK;
 /// Called by the preemption stub, in ordinary context, with `preempt_count` raised to
 /// the scheduler's offset by the handler. Switches away; returns, once this thread is
 /// resumed, the instruction it was interrupted at, with the count still raised: the
-/// stub lowers it after restoring the thread's state, so that no tick redirects the
-/// thread again before its frame of the stub is gone (preempt.s).
+/// stub lowers it, and calls again if a tick asked for a switch meanwhile (the kernel's
+/// `preempt_schedule_irq` loop), passing back the `rip` it was given (0 on the first
+/// call). No tick redirects the thread before its frame of the stub is gone (preempt.s).
 #[unsafe(no_mangle)]
-extern "sysv64" fn preempt_irq_entry() -> arch::StubReturn {
+extern "sysv64" fn preempt_irq_entry(rip: usize) -> arch::StubReturn {
     // Read before scheduling: another thread's preemption reuses the variable.
-    let rip = SAVED_RIP.with(Cell::get);
+    let rip = if rip == 0 {
+        SAVED_RIP.with(Cell::get)
+    } else {
+        rip
+    };
     let Some(cpu) = sched::this_cpu() else {
         debug::fatal("preempt: the preemption stub ran outside a carrier");
     };
-    // Like the kernel's preempt_schedule_irq: a tick that landed while we were in the
-    // scheduler (count raised) asked again; honour it before returning.
-    loop {
-        // SAFETY: the current green thread of `cpu`, count == SCHED_OFFSET (set by the
-        // handler, or left by the previous round); its state is RUNNING, so it is
-        // re-queued behind its equals.
-        unsafe { sched::schedule_involuntary(cpu) };
-        if !preempt::need_resched() || std::thread::panicking() {
-            break;
-        }
-    }
-    // (A tick from here to the stub's way back finds the count raised and defers.)
+    // SAFETY: the current green thread of `cpu`, count == SCHED_OFFSET (set by the
+    // handler, or raised again by the stub); its state is RUNNING, so it is re-queued
+    // behind its equals.
+    unsafe { sched::schedule_involuntary(cpu) };
     debug_assert_eq!(preempt::count(), preempt::SCHED_OFFSET);
     arch::StubReturn {
         rip,

@@ -150,6 +150,28 @@ fn sleeper_beside_a_hog(sleeper: fn()) -> (ThreadStats, ThreadStats) {
     })
 }
 
+/// Steal time: wall time in which the carrier does not run — a hypervisor stall, or
+/// here its stand-in, an OS-level sleep that blocks the carrier itself — is charged to
+/// nobody, so the thread that happened to be running is not put that far ahead of its
+/// share (a request handler charged a stall of a few ms waited behind fifty siblings).
+#[test]
+fn time_the_carrier_does_not_run_is_charged_to_nobody() {
+    let _l = support::runtime_lock();
+    let (stalled, hog) = sleeper_beside_a_hog(|| {
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(20)); // the whole carrier stops
+            spin_for(Duration::from_millis(1));
+        }
+    });
+    eprintln!("stalled {stalled:?}\nhog {hog:?}");
+    // 100 ms of stalls and 5 ms of its own computing.
+    assert!(
+        stalled.runtime < Duration::from_millis(30),
+        "charged {:?} for 5 ms of computing and 100 ms of stalls",
+        stalled.runtime
+    );
+}
+
 #[test]
 fn a_frequent_sleeper_gets_no_more_than_its_share() {
     let _l = support::runtime_lock();

@@ -457,6 +457,16 @@ impl Cpu {
         self.irq_since.store(0, Ordering::Relaxed);
     }
 
+    /// `ns` of the recent past were stolen (the carrier did not run: see
+    /// `irq::account_tick`): the accounting clock leaves them out, as it leaves out
+    /// interrupt time. Carrier only. ASYNC-SIGNAL-SAFE.
+    pub(crate) fn steal(&self, ns: u64) {
+        if ns > 0 {
+            let total = self.irq_time.load(Ordering::Relaxed) + ns;
+            self.irq_time.store(total, Ordering::Relaxed);
+        }
+    }
+
     /// Re-measures the offset between the CPU clock and the accounting clock, given the
     /// CPU clock's `now`. ASYNC-SIGNAL-SAFE (the accounting clock reads a counter).
     pub(crate) fn sync_clocks(&self, now: u64) {

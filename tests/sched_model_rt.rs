@@ -80,7 +80,8 @@ fn an_rt_spinlock_holder_is_preempted_a_full_one_is_not() {
 }
 
 /// A priority-70 thread spins while data arrives for a priority-0 reader. Returns the
-/// softirq passes the CPU ran during the spin (after the data was written).
+/// softirq passes the CPU ran from just before the data was written to the end of the
+/// spin.
 fn passes_during_a_high_priority_spin(rt: &Arc<preempt::Runtime>) -> u64 {
     let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
     let rt2 = rt.clone();
@@ -112,11 +113,14 @@ fn passes_during_a_high_priority_spin(rt: &Arc<preempt::Runtime>) -> u64 {
         let hi = thread::Builder::new()
             .priority(Priority::new(70))
             .spawn(move || {
+                // Counted from before the data is written: its interrupt can come
+                // before this thread sees `written` (the writer delayed between its
+                // write and the store).
+                let p0 = rt2.stats().net_softirq_passes;
                 spinning.store(true, SeqCst);
                 while !written.load(SeqCst) {
                     std::hint::spin_loop();
                 }
-                let p0 = rt2.stats().net_softirq_passes;
                 spin(Duration::from_millis(20));
                 rt2.stats().net_softirq_passes - p0
             })

@@ -16,19 +16,22 @@
 // a Rust call may clobber — flags, the nine caller-saved GPRs, the whole extended
 // state with XSAVE (x87, SSE, AVX, AVX-512, mask registers, MXCSR) — calls
 // `preempt_irq_entry` (which schedules and returns the interrupted RIP and the
-// address of the carrier's preempt_count, still raised), lowers the count with one
-// instruction, restores, and `ret 128` returns to the interrupted instruction with RSP
-// exactly as it was. Callee-saved GPRs need no saving here: Rust code and the switch
-// preserve them.
+// address of the carrier's preempt_count, still raised), restores the extended state,
+// lowers the count with one instruction, restores the rest, and `ret 128` returns to
+// the interrupted instruction with RSP exactly as it was. Callee-saved GPRs need no
+// saving here: Rust code and the switch preserve them.
 //
 // The way back, from `preempt_irq_stub_return` to the end, is not preemptible: a
 // redirect there would build a second frame of the stub on top of this one (5.4 KiB
 // each), and a thread that met ticks there repeatedly would overflow its stack. The
-// handler recognises the range by the interrupted RIP, defers, and asks the device to
-// retry soon. Before the range the count is raised, so a tick defers too, setting
-// NEED_RESCHED; the lowering looks for that flag and schedules again (the request and
-// the one-shot that carried it would be lost otherwise). The XSAVE area still holds the
-// thread's state then: nothing has been restored yet.
+// handler recognises the range by the interrupted RIP and defers, setting NEED_RESCHED
+// (before the `sub` the count is raised and it would defer anyway). The lowering looks
+// for that flag and, if it is all the word holds, schedules again — the request, and
+// the one-shot that carried it, would be lost otherwise — so only a tick that lands
+// after the look (`preempt_irq_stub_checked`: a dozen short instructions) needs the
+// device to retry soon. The long XRSTOR comes before the look: the device's
+// interrupt, timed by a peer that answers the thread just switched out, tends to land
+// just as the thread it preempted is resumed.
 //
 // Frame, from the entry RSP downwards (addresses grow up):
 //
@@ -38,6 +41,8 @@
 //   entry-8    RFLAGS
 //   entry-16   rax, rcx, rdx, rsi, rdi, r8, r9, r10, r11 (down to entry-80)
 //   entry-88   rbp                               <- rbp points here
+//   entry-96   the count's address, on the way back (in the padding: the XSAVE area
+//              ends at least 64 bytes below rbp)
 //   ...        padding to 64-byte alignment
 //   rsp        XSAVE area (PREEMPT_XSAVE_AREA bytes, 64-byte aligned)
 //
@@ -101,16 +106,24 @@ preempt_irq_stub:
     .hidden preempt_irq_stub_return
 preempt_irq_stub_return:
     mov     [rbp + 88], rax             // the return slot: entry RSP = rbp + 88
-    sub     dword ptr [rdx], 1          // SCHED_OFFSET: one instruction (see count.s)
-    cmp     dword ptr [rdx], 0x80000000 // NEED_RESCHED alone: a tick deferred after the
-    jne     .Lrestore                   // scheduler's last look, while the count was raised
-    add     dword ptr [rdx], 1          // (the kernel's preempt_schedule_irq loop)
-    mov     rdi, rax
+    mov     [rbp - 8], rdx              // the count's address
+    mov     eax, -1
+    mov     edx, -1
+    xrstor64 [rsp]                      // with the count still raised
+    mov     rax, [rbp - 8]              // (rax, rdx and the flags are restored below)
+    sub     dword ptr [rax], 1          // SCHED_OFFSET: one instruction (see count.s)
+    cmp     dword ptr [rax], 0x80000000 // NEED_RESCHED alone: a tick deferred after the
+    .globl  preempt_irq_stub_checked    // scheduler's last look
+    .hidden preempt_irq_stub_checked
+preempt_irq_stub_checked:
+    jne     .Lrestore
+    add     dword ptr [rax], 1          // raised again, to schedule once more (the
+    mov     eax, -1                     // kernel's preempt_schedule_irq loop), with the
+    mov     edx, -1                     // state just restored saved again
+    xsave64 [rsp]
+    mov     rdi, [rbp + 88]
     jmp     .Lschedule
 .Lrestore:
-    mov     eax, -1                     // (rax, rdx and the flags are restored below)
-    mov     edx, -1
-    xrstor64 [rsp]
     mov     rsp, rbp
     pop     rbp
     pop     r11

@@ -28,6 +28,7 @@ unsafe extern "sysv64" {
     ) -> u32;
     static preempt_mutex_trylock_end: u8;
     static preempt_irq_stub_return: u8;
+    static preempt_irq_stub_checked: u8;
     static preempt_irq_stub_end: u8;
 }
 
@@ -106,10 +107,12 @@ pub(crate) fn irq_stub() -> usize {
 }
 
 /// The preemption stub's way back from the scheduler (preempt.s), which the timer
-/// interrupt must not redirect: `[start, end)`. ASYNC-SIGNAL-SAFE.
-pub(crate) fn irq_stub_return() -> (usize, usize) {
+/// interrupt must not redirect: `[start, end)`, and where in it the stub has looked for
+/// `NEED_RESCHED` for the last time. ASYNC-SIGNAL-SAFE.
+pub(crate) fn irq_stub_return() -> (usize, usize, usize) {
     (
         (&raw const preempt_irq_stub_return) as usize,
+        (&raw const preempt_irq_stub_checked) as usize,
         (&raw const preempt_irq_stub_end) as usize,
     )
 }
@@ -121,7 +124,7 @@ pub(crate) struct StubReturn {
     /// The interrupted instruction.
     pub(crate) rip: usize,
     /// The carrier's `preempt_count`, still at the scheduler's offset: the stub lowers
-    /// it by one (`sub dword ptr [rdx], 1`).
+    /// it by one (`sub dword ptr [rax], 1`, the address moved to rax).
     pub(crate) count: *mut u32,
 }
 const _: () = assert!(crate::preempt::SCHED_OFFSET == 1);

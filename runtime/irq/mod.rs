@@ -456,15 +456,17 @@ fn tick_work(cpu: &Cpu, uctx: *mut libc::ucontext_t, raw: u32) -> bool {
     // interrupted thread's registers, which sigreturn will load.
     let gregs = unsafe { &mut (*uctx).uc_mcontext.gregs };
     let pc = gregs[libc::REG_RIP as usize] as usize;
-    let (ret0, ret1) = arch::irq_stub_return();
-    if pc >= ret0 && pc < ret1 {
+    let (back, checked, end) = arch::irq_stub_return();
+    if pc >= back && pc < end {
         // The stub's way back from a preemption: redirecting would stack a second frame
-        // of the stub on this one (preempt.s), and the stub looks for NEED_RESCHED only
-        // as it lowers the count. Ask again in a moment, when the thread is back in its
-        // own code.
+        // of the stub on this one (preempt.s). It looks for NEED_RESCHED as it lowers
+        // the count and schedules again; past that look, ask again in a moment, when
+        // the thread is back in its own code.
         preempt::set_need_resched();
         sched::bump(&stats.deferred_pc);
-        tick::fire_by(MIN_RETRY, cpu.config.tick);
+        if pc >= checked {
+            tick::fire_by(MIN_RETRY, cpu.config.tick);
+        }
         return false;
     }
     if raw & !preempt::NEED_RESCHED != 0 {

@@ -70,8 +70,9 @@ thread_local! {
     static IRQ_PENDING: Cell<bool> = const { Cell::new(false) };
     /// When the previous tick arrived (ns on the CPU's clock), for late/lost accounting.
     static LAST_TICK: Cell<u64> = const { Cell::new(0) };
-    /// The carrier's CPU time at the previous tick, for steal accounting (0: none).
-    static LAST_RUN: Cell<u64> = const { Cell::new(0) };
+    /// The accounting clock's raw reading and the carrier's CPU time at the previous
+    /// tick, for steal accounting ((0, 0): none).
+    static LAST_RUN: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
 }
 
 /// The carrier's kernel thread id, where foreign threads forward ticks (0: none).
@@ -356,7 +357,7 @@ fn hardirq(cpu: &Cpu, uctx: *mut libc::ucontext_t, ipi: bool) {
 /// Forgets the previous tick: the device was stopped (tickless idle) or is new.
 pub(crate) fn restart_tick_accounting() {
     LAST_TICK.with(|t| t.set(0));
-    LAST_RUN.with(|t| t.set(0));
+    LAST_RUN.with(|t| t.set((0, 0)));
 }
 
 /// Accounts the tick: late when it comes over 1.5 periods after the previous one, and
@@ -378,11 +379,12 @@ fn account_tick(cpu: &Cpu) {
     let stats = &cpu.stats;
     sched::bump(&stats.ticks);
     let now = cpu.now_ns();
-    let ran = sys::thread_cpu_time_ns();
-    let (prev_now, prev_ran) = (LAST_TICK.with(Cell::get), LAST_RUN.with(|t| t.replace(ran)));
-    if prev_now != 0 && prev_ran != 0 {
-        let wall = now.saturating_sub(prev_now);
-        cpu.steal(wall.saturating_sub(ran.saturating_sub(prev_ran)));
+    // Measured on the accounting clock itself, whose time it takes out.
+    let (wall, ran) = (cpu.acct_raw(), sys::thread_cpu_time_ns());
+    let (prev_wall, prev_ran) = LAST_RUN.with(|t| t.replace((wall, ran)));
+    if prev_wall != 0 {
+        let elapsed = wall.saturating_sub(prev_wall);
+        cpu.steal(elapsed.saturating_sub(ran.saturating_sub(prev_ran)));
     }
     cpu.sync_clocks(now);
     let prev = LAST_TICK.with(|t| t.replace(now));

@@ -429,7 +429,15 @@ impl Cpu {
     pub(crate) fn acct_ns(&self) -> u64 {
         let since = self.irq_since.load(Ordering::Relaxed);
         let now = if since != 0 { since } else { self.acct.now() };
-        now - self.irq_time.load(Ordering::Relaxed)
+        // (Steal is taken out in a handler that began at `since`, measured up to a
+        // moment after it: the difference may pass `since` by that moment.)
+        now.saturating_sub(self.irq_time.load(Ordering::Relaxed))
+    }
+
+    /// The accounting clock's counter, interrupt and steal time included. Carrier only.
+    /// ASYNC-SIGNAL-SAFE.
+    pub(crate) fn acct_raw(&self) -> u64 {
+        self.acct.now()
     }
 
     /// Interrupt context begins — the timer interrupt's handler, or a device pass the

@@ -31,7 +31,7 @@
 //!    * the interrupted PC outside the executable's own text and the vDSO (libc, the
 //!      dynamic loader, other shared objects: their locks and caches are not ours);
 //!    * the carrier is panicking (its panic count is shared by every green thread);
-//!    * the interrupted PC on the preemption stub's way back (below), with a retry.
+//!    * the interrupted PC on the preemption stub's way back (below).
 //!
 //! To preempt, the handler *redirects* (DESIGN.md §4): it keeps the interrupted RIP in
 //! a per-carrier variable, moves RSP below the red zone, points RIP at the assembly
@@ -42,8 +42,8 @@
 //! tick asked meanwhile), restores and returns to the interrupted instruction. The
 //! scheduler never runs in signal context, and one preemption's frames never stack up
 //! on another's: a tick that lands in the stub finds the count raised, or the PC on
-//! the stub's way back, and only defers (on the way back, asking the device to retry
-//! soon).
+//! the stub's way back, and only defers (past the stub's last look for NEED_RESCHED,
+//! asking the device to retry soon).
 //!
 //! Everything here that the handler reaches is ASYNC-SIGNAL-SAFE: TLS words that are
 //! `const`-initialised and `Drop`-free, atomics, and raw system calls.

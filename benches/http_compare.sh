@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # HTTP/1.1 keep-alive hello: examples/http_hello.rs (preempt, Model::Full) against the
 # same server on tokio's current-thread runtime (benches/http/tokio_hello.rs), driven by
-# wrk. Server on CPU 0, wrk on CPU 1, in one run:
+# wrk. Servers on CPU 0, wrk on CPU 1:
 #   * requests/s and p99 latency for `/` alone (wrk -t1 -c50);
 #   * p99 of `/` while a second wrk connection hammers `/spin` (5 ms of CPU per request),
 #     under the same saturating load of 50 connections — where `/` alone fills the CPU,
@@ -10,28 +10,41 @@
 #     for the CPU the `/spin` handler holds;
 # for preempt at the default 1 ms tick and at a 100 µs tick (round-robin at priority 0),
 # and at 1 ms with the fair class (Builder::fair). All threads at the default priority.
-# Each row's host steal time is printed after the table: on a virtual machine the
-# hypervisor's stalls set the p99 by themselves when they take a percent of the time.
 #
-#   bash benches/http_compare.sh            # 5 s per measurement (DURATION=10 for longer)
+# On a virtual machine one measurement of a few seconds varies by ±15 % from the next
+# (the host), so all servers run at once and ROUNDS rounds take every measurement of
+# every server in turn: the table shows medians, and each ratio is the median of the
+# ratios within a round (with their range). Host steal time over the run is printed
+# after the table: the hypervisor's stalls set a p99 by themselves when they take a
+# percent of the time.
+#
+#   bash benches/http_compare.sh      # 5 rounds of 3 s measurements (ROUNDS=, DURATION=)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION="${DURATION:-5}"
+DURATION="${DURATION:-3}"
+ROUNDS="${ROUNDS:-5}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --quiet --example http_hello --example tokio_hello
 BIN=target/release/examples
 
-server_pid=""
-stop_server() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true; server_pid=""; }
-trap stop_server EXIT
+NAMES=("tokio current_thread" "preempt Full, 1 ms tick" "preempt Full, 100 us tick" "preempt Full, 1 ms, fair")
+CMDS=("$BIN/tokio_hello"
+      "$BIN/http_hello --model full --tick-us 1000"
+      "$BIN/http_hello --model full --tick-us 100"
+      "$BIN/http_hello --model full --tick-us 1000 --fair")
+PORT0=18081
 
-start() { # port, command...
-  local port=$1; shift
-  taskset -c 0 "$@" --addr "127.0.0.1:$port" 2>/dev/null &
-  server_pid=$!
-  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return; sleep 0.05; done
-  echo "server on $port did not start" >&2; exit 1
-}
+pids=()
+stop_servers() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap stop_servers EXIT
+for i in "${!CMDS[@]}"; do
+  port=$((PORT0 + i))
+  # shellcheck disable=SC2086
+  taskset -c 0 ${CMDS[$i]} --addr "127.0.0.1:$port" 2>/dev/null &
+  pids+=($!)
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "server on $port did not start" >&2; exit 1; }
+done
 
 # wrk's figures: requests/s and p99 in µs.
 measure() { # connections url [hammer-url]
@@ -48,36 +61,43 @@ measure() { # connections url [hammer-url]
   echo "$rps $p99"
 }
 
-# "steal total" per CPU 0 and 1 from /proc/stat (the hypervisor's stolen time).
+# "steal total" of CPUs 0 and 1 from /proc/stat (the hypervisor's stolen time).
 cpu_times() { awk '$1=="cpu0" || $1=="cpu1" {t=0; for (i=2; i<=NF; i++) t+=$i; printf "%s %s ", $9, t}' /proc/stat; }
 
-row() { # name port command...
-  local name=$1 port=$2; shift 2
-  local before; before=$(cpu_times)
-  start "$port" "$@"
-  read -r rps p99 < <(measure 50 "http://127.0.0.1:$port/")
-  read -r _ p99s < <(measure 50 "http://127.0.0.1:$port/" "http://127.0.0.1:$port/spin")
-  read -r _ p99l < <(measure 4 "http://127.0.0.1:$port/" "http://127.0.0.1:$port/spin")
-  stop_server
-  printf '%-28s %10.0f %10.0f %14.0f %14.0f\n' "$name" "$rps" "$p99" "$p99s" "$p99l" | tee -a "$RESULTS"
-  # shellcheck disable=SC2086
-  set -- $before $(cpu_times)
-  awk -v n="$name" -v s0="$1" -v t0="$2" -v s1="$3" -v t1="$4" -v S0="$5" -v T0="$6" -v S1="$7" -v T1="$8" \
-    'BEGIN {printf "  %-26s cpu0 %.1f%%, cpu1 %.1f%%\n", n, 100*(S0-s0)/(T0-t0), 100*(S1-s1)/(T1-t1)}' >>"$STEAL"
-}
+DATA=$(mktemp)
+trap 'stop_servers; rm -f "$DATA"' EXIT
+before=$(cpu_times)
+for r in $(seq "$ROUNDS"); do
+  echo "round $r of $ROUNDS" >&2
+  for i in "${!CMDS[@]}"; do
+    url="http://127.0.0.1:$((PORT0 + i))"
+    read -r rps p99 < <(measure 50 "$url/")
+    read -r _ p99s < <(measure 50 "$url/" "$url/spin")
+    read -r _ p99l < <(measure 4 "$url/" "$url/spin")
+    echo "$r $i $rps $p99 $p99s $p99l" >>"$DATA"
+    echo "  ${NAMES[$i]}: $rps req/s, p99 $p99 µs; under /spin $p99s µs (50 c.), $p99l µs (4 c.)" >&2
+  done
+done
+after=$(cpu_times)
 
-RESULTS=$(mktemp)
-STEAL=$(mktemp)
-printf '%-28s %10s %10s %14s %14s\n' "server" "req/s (/)" "p99 µs (/)" "+spin, 50 c." "+spin, 4 c."
+printf '%-28s %10s %10s %14s %14s\n' "server (medians)" "req/s (/)" "p99 µs (/)" "+spin, 50 c." "+spin, 4 c."
 printf '%-28s %10s %10s %14s %14s\n' "" "" "" "p99 µs (/)" "p99 µs (/)"
-row "tokio current_thread" 18081 "$BIN/tokio_hello"
-row "preempt Full, 1 ms tick" 18082 "$BIN/http_hello" --model full --tick-us 1000
-row "preempt Full, 100 us tick" 18083 "$BIN/http_hello" --model full --tick-us 100
-row "preempt Full, 1 ms, fair" 18084 "$BIN/http_hello" --model full --tick-us 1000 --fair
-awk 'NR==1 {rps=$(NF-3); s50=$(NF-1); s4=$NF}
-     NR>1 {printf "ratio vs tokio, %-14s req/s %.2fx; p99 under /spin %.1fx better at 50 connections, %.1fx at 4\n",
-                   $2" "$3" "$4" "$5, $(NF-3)/rps, s50/$(NF-1), s4/$NF}' "$RESULTS"
-echo "host steal time (the hypervisor ran something else; a stall of a few ms in 1 % of"
-echo "the time is a p99 by itself) during each row:"
-cat "$STEAL"
-rm -f "$RESULTS" "$STEAL"
+median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+for i in "${!CMDS[@]}"; do
+  col() { awk -v i="$i" -v c="$1" '$2==i {print $c}' "$DATA" | median; }
+  printf '%-28s %10.0f %10.0f %14.0f %14.0f\n' "${NAMES[$i]}" "$(col 3)" "$(col 4)" "$(col 5)" "$(col 6)"
+done
+# Ratios within each round: preempt's req/s over tokio's, tokio's p99 over preempt's.
+for i in $(seq 1 $((${#CMDS[@]} - 1))); do
+  ratios() { # column, 1 if higher is better
+    awk -v i="$i" -v c="$1" -v up="$2" '$2==0 {t[$1]=$c} $2==i {p[$1]=$c}
+      END {for (r in p) print (up ? p[r]/t[r] : t[r]/p[r])}' "$DATA" | sort -g
+  }
+  summary() { ratios "$1" "$2" | awk '{v[NR]=$1} END {m=(NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; printf "%.2fx (%.2f-%.2f)", m, v[1], v[NR]}'; }
+  printf 'ratio vs tokio, %-22s req/s %s; p99 under /spin better by %s at 50 connections, %s at 4\n' \
+    "${NAMES[$i]#preempt }" "$(summary 3 1)" "$(summary 5 0)" "$(summary 6 0)"
+done
+# shellcheck disable=SC2086
+set -- $before $after
+awk -v s0="$1" -v t0="$2" -v s1="$3" -v t1="$4" -v S0="$5" -v T0="$6" -v S1="$7" -v T1="$8" \
+  'BEGIN {printf "host steal time over the run (the hypervisor ran something else): cpu0 %.1f%%, cpu1 %.1f%%\n", 100*(S0-s0)/(T0-t0), 100*(S1-s1)/(T1-t1)}'

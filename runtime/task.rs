@@ -112,6 +112,9 @@ pub(crate) struct SchedEntity {
     /// `FairEntity::burst` only feeds its request size.
     pub(crate) burst: u64,
     pub(crate) prev_burst: u64,
+    /// Its bursts averaged (each ended burst weighs a quarter; `u64::MAX` until the
+    /// first ends), for the tick's period (`Cpu::follow_work`).
+    pub(crate) avg_burst: u64,
 }
 
 impl SchedEntity {
@@ -119,6 +122,23 @@ impl SchedEntity {
     /// compute before it blocks.
     pub(crate) fn longest_burst(&self) -> u64 {
         self.burst.max(self.prev_burst)
+    }
+
+    /// Whether it computes for `threshold` ns at a time: its current burst has, or its
+    /// bursts do on average (a thread that has not blocked yet does).
+    pub(crate) fn computes_for(&self, threshold: u64) -> bool {
+        self.burst >= threshold || self.avg_burst >= threshold
+    }
+
+    /// Its burst ended: it blocks.
+    pub(crate) fn end_burst(&mut self) {
+        let b = std::mem::take(&mut self.burst);
+        self.avg_burst = if self.avg_burst == u64::MAX {
+            b
+        } else {
+            (3 * self.avg_burst + b) / 4
+        };
+        self.prev_burst = b;
     }
 }
 
@@ -220,6 +240,7 @@ impl Task {
                 ran_at: 0,
                 burst: 0,
                 prev_burst: 0,
+                avg_burst: u64::MAX,
             }),
             stats: TaskStats {
                 nice: AtomicI8::new(nice),

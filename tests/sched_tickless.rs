@@ -1,6 +1,7 @@
 //! Tickless operation under `Model::Full`: no ticks while the CPU idles or runs a lone
-//! thread with no timer pending; ticks again as soon as a second thread is runnable; and
-//! a wakeup from another OS thread still reaches a tickless, busy CPU at once.
+//! thread with no timer pending; ticks again as soon as a second thread is runnable; a
+//! wakeup from another OS thread still reaches a tickless, busy CPU at once; and a tick
+//! finer than the default runs at its period only while a thread that computes is about.
 
 mod support;
 
@@ -154,4 +155,68 @@ fn restarting_the_tick_keeps_a_sleepers_one_shot() {
         "p90 lateness {p90:?} (median {:?}): the sleeper waited for a tick",
         sorted[sorted.len() / 2]
     );
+}
+
+/// Ticks taken in 200 ms by four threads that pass two tokens round a ring — each
+/// blocks as soon as it has passed its token on, so two are runnable at any time and
+/// every burst lasts microseconds — with or without a spinner beside them.
+fn ring_ticks(rt: &preempt::Runtime, with_spinner: bool) -> u64 {
+    use preempt::sync::mpsc;
+    let t0 = rt.stats().ticks;
+    rt.block_on(move || {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..4).map(|_| mpsc::channel::<u32>()).unzip();
+        txs[0].send(0).unwrap();
+        txs[2].send(1).unwrap();
+        let ring: Vec<_> = rxs
+            .into_iter()
+            .enumerate()
+            .map(|(i, rx)| {
+                let (tx, stop) = (txs[(i + 1) % 4].clone(), stop.clone());
+                preempt::spawn(move || {
+                    let mut passed = 0u64;
+                    while let Ok(token) = rx.recv() {
+                        if stop.load(SeqCst) {
+                            break; // dropping `tx` ends the next thread's loop
+                        }
+                        let _ = tx.send(token);
+                        passed += 1;
+                    }
+                    passed
+                })
+            })
+            .collect();
+        drop(txs);
+        let spinner = with_spinner.then(|| preempt::spawn(|| spin(Duration::from_millis(200))));
+        thread::sleep(Duration::from_millis(200));
+        stop.store(true, SeqCst);
+        if let Some(s) = spinner {
+            s.join().unwrap();
+        }
+        for t in ring {
+            assert!(t.join().unwrap() > 0, "a ring thread never ran");
+        }
+    });
+    rt.stats().ticks - t0
+}
+
+#[test]
+fn a_fine_tick_runs_only_while_a_thread_computes() {
+    // At a 100 µs tick, threads that block within microseconds are never cut by a tick:
+    // the device runs at the backstop period (1 ms) until a thread that computes is
+    // picked, and at the runtime's tick while one is about.
+    let _l = support::runtime_lock();
+    for build in [support::full_rr, support::full_fair] {
+        let rt = build(Duration::from_micros(100));
+        let short = ring_ticks(&rt, false);
+        let computing = ring_ticks(&rt, true);
+        assert!(
+            short * 2 < computing,
+            "short bursts took {short} ticks in 200 ms, short bursts beside a spinner {computing}"
+        );
+        assert!(
+            computing >= 1000,
+            "a spinner among them took only {computing} ticks"
+        );
+    }
 }

@@ -20,8 +20,12 @@
 //!    → nothing but re-programming the device: stop the tick, keeping a one-shot for
 //!    the next timer (read from atomic mirrors the CPU publishes, so a lone thread pays
 //!    only for the signal). A timer due within the learned timer advance is waited for
-//!    first (`Cpu::arm_timer`);
-//! 5. a switch is due (round-robin slices of one tick; due timers are expired by the
+//!    first (`Cpu::arm_timer`). With others queued but none due, a tick finer than
+//!    the default relaxes to a backstop period if no thread that computes is about
+//!    (`Cpu::follow_work`);
+//! 5. only the epoll device's deferred poll is due, and the running thread blocks well
+//!    within a tick → nothing: its own switch polls (`Cpu::poll_left_to_switch`);
+//! 6. a switch is due (round-robin slices of one tick; due timers are expired by the
 //!    scheduler it calls). `Voluntary` → set `NEED_RESCHED`, which
 //!    `cond_resched()` and the blocking calls honour. `Full` → preempt now if the
 //!    interrupted context is preemptible, else set `NEED_RESCHED` and count the deferral
@@ -388,7 +392,7 @@ fn account_tick(cpu: &Cpu) {
     }
     cpu.sync_clocks(now);
     let prev = LAST_TICK.with(|t| t.replace(now));
-    let period = cpu.config.tick.as_nanos() as u64;
+    let period = cpu.tick_period().as_nanos() as u64;
     if prev != 0 && now - prev > period + period / 2 {
         sched::bump(&stats.ticks_late);
         let lost = (now - prev) / period - 1;
@@ -399,7 +403,7 @@ fn account_tick(cpu: &Cpu) {
     }
 }
 
-/// The tick's decisions (module docs, steps 2–5). Returns whether it redirected the
+/// The tick's decisions (module docs, steps 2–6). Returns whether it redirected the
 /// thread to the preemption stub. ASYNC-SIGNAL-SAFE.
 fn tick_work(cpu: &Cpu, uctx: *mut libc::ucontext_t, raw: u32) -> bool {
     let stats = &cpu.stats;
@@ -438,7 +442,9 @@ fn tick_work(cpu: &Cpu, uctx: *mut libc::ucontext_t, raw: u32) -> bool {
     if !cpu.switch_wanted() {
         if cpu.has_contender() {
             // A fair-class peer waits for the running thread's slice to end: the tick
-            // keeps going, and an end before the next tick gets a one-shot.
+            // keeps going, and an end before the next tick gets a one-shot. A thread
+            // that does not compute needs only the backstop period.
+            cpu.relax_tick();
             cpu.arm_timer_before_next_tick();
             return false;
         }
@@ -447,6 +453,16 @@ fn tick_work(cpu: &Cpu, uctx: *mut libc::ucontext_t, raw: u32) -> bool {
         // tick (this one came early: `setitimer` counts microseconds) gets a one-shot of
         // its own.
         cpu.stop_tick_if_alone();
+        return false;
+    }
+    if cpu.poll_left_to_switch() {
+        // Only a deferred poll, which the running thread's own switch takes in time.
+        // Should that thread compute after all, the poll waits at most until a tick
+        // finds it past half a tick: the device keeps ticking.
+        cpu.relax_tick();
+        if tick::is_stopped() {
+            tick::fire_by(cpu.tick_period(), cpu.tick_period());
+        }
         return false;
     }
     cpu.arm_timer_before_next_tick();
@@ -467,7 +483,7 @@ fn tick_work(cpu: &Cpu, uctx: *mut libc::ucontext_t, raw: u32) -> bool {
         preempt::set_need_resched();
         sched::bump(&stats.deferred_pc);
         if pc >= checked {
-            tick::fire_by(MIN_RETRY, cpu.config.tick);
+            tick::fire_by(MIN_RETRY, cpu.tick_period());
         }
         return false;
     }
@@ -512,14 +528,14 @@ fn retry_soon_if_urgent(cpu: &Cpu) {
     let urgent = cpu.next_timer.load(Ordering::Relaxed) <= now
         || cpu.net.interrupt_pending()
         || (cpu.net.poll_due() <= now && cpu.take_compute_retry());
-    if urgent && cpu.config.tick > MIN_RETRY {
-        tick::oneshot_then_periodic(MIN_RETRY, cpu.config.tick);
+    if urgent && cpu.tick_period() > MIN_RETRY {
+        tick::oneshot_then_periodic(MIN_RETRY, cpu.tick_period());
     } else if tick::is_stopped() {
         // Whatever the switch is for, a stopped device (a lone thread, tickless) must
         // still interrupt within a period, as a tick would: a thread that lives in
         // system calls never enters the scheduler on its own, and a deferred poll that
         // is due has no one-shot left. (A nearer one-shot — a sleeper's — stays.)
-        tick::fire_by(cpu.config.tick, cpu.config.tick);
+        tick::fire_by(cpu.tick_period(), cpu.tick_period());
     }
 }
 

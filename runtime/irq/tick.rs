@@ -7,9 +7,11 @@
 //! tickless, SMP)". If it cannot be created, `setitimer(ITIMER_REAL)` serves, whose
 //! process-directed ticks other threads forward to the carrier (`irq::forward`).
 //!
-//! Programmed only by the carrier (and its handler). It runs periodically at the
-//! runtime's tick while the carrier is busy and is stopped while it idles (tickless
-//! idle: an idle carrier waits in epoll with the next timer as its timeout instead).
+//! Programmed only by the carrier (and its handler). It runs periodically while the
+//! carrier is busy — at the runtime's tick while a thread that computes is about, and
+//! at a backstop period (the default tick) while only threads that block within a tick
+//! run (`Cpu::follow_work`) — and is stopped while it idles (tickless idle: an idle
+//! carrier waits in epoll with the next timer as its timeout instead).
 //! When a green thread arms a timer that is due before the device's next expiry, the
 //! device is re-programmed one-shot for that deadline, with the periodic interval
 //! resuming after it (a poor man's hrtimer), so a sleeper wakes on time even beside a

@@ -219,6 +219,19 @@ pub(crate) struct Cpu {
     /// not yet retried a poll deferred in its system calls: set at each pick, taken by
     /// the retry (`irq::retry_soon_if_urgent`), so it retries once per turn.
     compute_retry: AtomicBool,
+    /// The clock-event device's period (ns): the runtime's tick while a thread that
+    /// computes is about, else [`BACKSTOP_TICK_NS`] (see [`Cpu::follow_work`]); when
+    /// the fine period may end (CPU clock: a backstop period after the last pick of a
+    /// thread that computes); and from when the running thread counts as computing (CPU
+    /// clock: 0 if its bursts say so, else half a tick after its pick, `u64::MAX` while
+    /// the idle loop runs). Written by the carrier and its handler only.
+    period: AtomicU64,
+    fine_until: AtomicU64,
+    computes_from: AtomicU64,
+    /// Until when (CPU clock) the running thread is expected to switch by itself, and
+    /// so poll the epoll device: [`net::DEFER_NS`] after its pick if its bursts are
+    /// shorter than that, else 0 (see [`Cpu::poll_left_to_switch`]). Carrier only.
+    poll_waits_until: AtomicU64,
     pub(crate) next_timer: AtomicU64,
     /// The timer advance (see [`Cpu::arm_timer`]), in ns; and when the pending one-shot
     /// for a timer deadline was programmed to fire (CPU clock, 0: none). Written by the
@@ -284,6 +297,9 @@ const MAX_TIMER_ADVANCE_NS: u64 = 40_000;
 /// of interrupts that keeps every thread off the CPU (an HTTP server's `/` p99 went
 /// from 1 ms to 20–40 ms).
 const MIN_SLICE_ONESHOT_NS: u64 = 50_000;
+/// The period of the clock-event device under a tick finer than this while no thread
+/// that computes is about: the default tick (see [`Cpu::follow_work`]).
+pub(crate) const BACKSTOP_TICK_NS: u64 = 1_000_000;
 
 thread_local! {
     /// The CPU this OS thread carries, or null.
@@ -344,6 +360,7 @@ pub(crate) fn current_or_panic(what: &str) -> (&'static Cpu, *const Task) {
 
 impl Cpu {
     pub(crate) fn new(id: usize, config: Config, chip: &net::IrqChip) -> io::Result<Arc<Cpu>> {
+        let tick_ns = config.tick.as_nanos() as u64;
         let fair = config.fair;
         let doorbell = sys::eventfd()?;
         let epoll = sys::epoll_create()?;
@@ -372,6 +389,10 @@ impl Cpu {
             preempt_at: AtomicU64::new(u64::MAX),
             rr_floor: AtomicU64::new(0),
             compute_retry: AtomicBool::new(false),
+            period: AtomicU64::new(tick_ns),
+            fine_until: AtomicU64::new(0),
+            computes_from: AtomicU64::new(u64::MAX),
+            poll_waits_until: AtomicU64::new(0),
             next_timer: AtomicU64::new(u64::MAX),
             timer_advance: AtomicU64::new(0),
             oneshot_at: AtomicU64::new(0),
@@ -487,9 +508,76 @@ impl Cpu {
     /// are published for `next`.
     fn picked(&self, l: &mut CpuLocal, next: *const Task, now: u64) {
         self.start_slice(l, next, now);
+        self.follow_work(next);
         self.publish_queued(l, next);
         self.arm_slice_end(l);
         self.arm_deferred_poll(next);
+    }
+
+    /// The clock-event device's period now. ASYNC-SIGNAL-SAFE.
+    #[inline]
+    pub(crate) fn tick_period(&self) -> Duration {
+        Duration::from_nanos(self.period.load(Ordering::Relaxed))
+    }
+
+    /// The tick follows the work. A tick finer than the default exists to cut threads
+    /// that compute into short turns. A thread that blocks well within a tick (a request
+    /// handler) is not cut before half a tick (`rr_floor`), and its own switch runs a
+    /// deferred device poll as soon as a tick would ([`Cpu::poll_left_to_switch`]): the
+    /// ticks it meets are spent for nothing — at 100 µs, a tenth to a quarter of the CPU
+    /// on a virtual machine, whose timer interrupts cost 10–25 µs each (an HTTP server's
+    /// `/` at saturation: 0.72× of the requests/s it made at the 1 ms tick). So the
+    /// device keeps the runtime's tick from the pick of a thread that computes — its
+    /// current burst, or its average burst, reached a tick, or it has not blocked yet
+    /// (`SchedEntity::computes_for`) — until a backstop period ([`BACKSTOP_TICK_NS`])
+    /// after the last such pick, and ticks at the backstop period otherwise (the handler
+    /// relaxes it: [`Cpu::relax_tick`]). The price: a thread that computes for the first
+    /// time after short bursts keeps the CPU for up to a backstop period before a tick
+    /// cuts it (its next pick restores the fine tick). Called at every pick; a change of
+    /// period costs one re-programming of the device.
+    fn follow_work(&self, next: *const Task) {
+        if !self.config.ticks() {
+            return;
+        }
+        let fine = self.config.tick.as_nanos() as u64;
+        // SAFETY: `next` (if any) was just picked: alive and ours.
+        let Some(se) = unsafe { next.as_ref() }.map(|t| unsafe { t.se() }) else {
+            self.computes_from.store(u64::MAX, Ordering::Relaxed);
+            return;
+        };
+        if !se.computes_for(fine) {
+            let off = self.acct_offset.load(Ordering::Relaxed);
+            let from = (se.ran_at + fine / 2).saturating_add_signed(off);
+            self.computes_from.store(from, Ordering::Relaxed);
+            return;
+        }
+        self.computes_from.store(0, Ordering::Relaxed);
+        if fine < BACKSTOP_TICK_NS {
+            self.fine_until
+                .store(self.now_ns() + BACKSTOP_TICK_NS, Ordering::Relaxed);
+            if self.period.swap(fine, Ordering::Relaxed) != fine && !tick::is_stopped() {
+                tick::start(self.config.tick);
+            }
+        }
+    }
+
+    /// The timer interrupt found a running thread that did not need it: if no thread
+    /// that computes has been picked for a backstop period and this one does not
+    /// compute either, the device goes to the backstop period ([`Cpu::follow_work`]).
+    /// ASYNC-SIGNAL-SAFE.
+    pub(crate) fn relax_tick(&self) {
+        if self.period.load(Ordering::Relaxed) >= BACKSTOP_TICK_NS {
+            return;
+        }
+        let now = self.now_ns();
+        if now >= self.fine_until.load(Ordering::Relaxed)
+            && now < self.computes_from.load(Ordering::Relaxed)
+        {
+            self.period.store(BACKSTOP_TICK_NS, Ordering::Relaxed);
+            if !tick::is_stopped() {
+                tick::start(self.tick_period());
+            }
+        }
     }
 
     /// The epoll device is masked and polled (deferred interrupts): if `next` tends to
@@ -497,18 +585,30 @@ impl Cpu {
     /// (a preemption does not end a burst, so one preemption does not make a request
     /// handler look like a computing thread) — the poll gets a one-shot, and a retry if
     /// that is deferred (`compute_retry`); a thread that runs briefly polls at its next
-    /// switch (`DEFER_NS`).
+    /// switch (`DEFER_NS`), and the timer interrupt leaves the poll to that switch until
+    /// `DEFER_NS` after its pick (`poll_waits_until`).
     fn arm_deferred_poll(&self, next: *const Task) {
-        let due = self.net.poll_due();
-        if due == u64::MAX || !self.config.ticks() {
-            // Not polling (the common case): one load. Polling starts in a pass before a
-            // pick — or, under `Rt`, in the irq thread's own turn — so a stale
-            // `compute_retry` (its retry needs a due poll) costs one spare retry at worst.
+        if !self.config.ticks() {
             return;
         }
         // SAFETY: `next` (if any) was just picked: alive and ours.
-        let computes = unsafe { next.as_ref() }
-            .is_some_and(|t| unsafe { t.se() }.longest_burst() >= net::DEFER_NS);
+        let se = unsafe { next.as_ref() }.map(|t| &*unsafe { t.se() });
+        let computes = se.is_some_and(|se| se.longest_burst() >= net::DEFER_NS);
+        let waits_until = match se {
+            Some(se) if !computes => {
+                let off = self.acct_offset.load(Ordering::Relaxed);
+                (se.ran_at + net::DEFER_NS).saturating_add_signed(off)
+            }
+            _ => 0,
+        };
+        self.poll_waits_until.store(waits_until, Ordering::Relaxed);
+        let due = self.net.poll_due();
+        if due == u64::MAX {
+            // Not polling (the common case). Polling starts in a pass before a pick —
+            // or, under `Rt`, in the irq thread's own turn — so a stale `compute_retry`
+            // (its retry needs a due poll) costs one spare retry at worst.
+            return;
+        }
         self.compute_retry.store(computes, Ordering::Relaxed);
         // (A due time already past was served by this switch's pass, or handed to the
         // irq thread, which may rank below `next`: re-arming for it would preempt
@@ -580,7 +680,7 @@ impl Cpu {
         // queued thread could take the CPU at a tick. Otherwise it stays stopped (timers
         // have one-shots of their own) and the next tick stops it if it runs.
         if at != u64::MAX && tick::is_stopped() {
-            tick::start(self.config.tick);
+            tick::start(self.tick_period());
         }
     }
 
@@ -589,7 +689,7 @@ impl Cpu {
     /// depend on the tick.
     fn arm_slice_end(&self, l: &CpuLocal) {
         let at = self.preempt_at.load(Ordering::Relaxed);
-        if self.config.tick.as_nanos() as u64 <= normal::BASE_SLICE
+        if self.tick_period().as_nanos() as u64 <= normal::BASE_SLICE
             && l.rq.dl.curr_end() == u64::MAX
             && at >= l.rq.normal.slice_end()
         {
@@ -621,14 +721,31 @@ impl Cpu {
     }
 
     /// Whether the timer interrupt should switch: a queued task could take the CPU, a
-    /// remote wakeup waits, or a timer is due. ASYNC-SIGNAL-SAFE.
+    /// remote wakeup waits, a timer is due, or the epoll device wants a pass.
+    /// ASYNC-SIGNAL-SAFE.
     pub(crate) fn switch_wanted(&self) -> bool {
         let now = self.now_ns();
+        self.switch_due(now) || now >= self.net.poll_due()
+    }
+
+    /// [`Cpu::switch_wanted`] but for a deferred poll that is due.
+    fn switch_due(&self, now: u64) -> bool {
         (self.preempt_at.load(Ordering::Relaxed) <= now
             && self.rr_floor.load(Ordering::Relaxed) <= now)
             || !self.wake_list.is_empty_relaxed()
             || self.next_timer.load(Ordering::Relaxed) <= now
-            || self.net.softirq_wanted(now)
+            || self.net.interrupt_pending()
+    }
+
+    /// The switch the timer interrupt would make is only for a deferred poll, and the
+    /// running thread was picked less than [`net::DEFER_NS`] ago and tends to block
+    /// sooner than that (`Cpu::arm_deferred_poll`): its own switch polls
+    /// (`do_softirq`). A switch for the poll would cost it a preemption — at the 1 ms
+    /// tick, an HTTP server's request handlers took one at nearly every tick — and
+    /// gain the poll a few µs. ASYNC-SIGNAL-SAFE.
+    pub(crate) fn poll_left_to_switch(&self) -> bool {
+        let now = self.now_ns();
+        now < self.poll_waits_until.load(Ordering::Relaxed) && !self.switch_due(now)
     }
 
     /// Whether the running thread tends to compute for longer than a deferred poll may
@@ -699,15 +816,15 @@ impl Cpu {
             let at = if left > adv { next - adv } else { next };
             let delay = Duration::from_nanos(at.saturating_sub(now));
             self.oneshot_at.store(at, Ordering::Relaxed);
-            if Duration::from_nanos(left) < self.config.tick {
-                tick::oneshot_then_periodic(delay, self.config.tick);
+            if Duration::from_nanos(left) < self.tick_period() {
+                tick::oneshot_then_periodic(delay, self.tick_period());
                 return;
             }
             tick::stop_until(delay);
         }
         fence(Ordering::SeqCst);
         if !self.wake_list.is_empty() {
-            tick::start(self.config.tick);
+            tick::start(self.tick_period());
         }
     }
 
@@ -720,7 +837,7 @@ impl Cpu {
             return;
         }
         let now = self.now_ns();
-        if next > now && next - now < self.config.tick.as_nanos() as u64 {
+        if next > now && next - now < self.tick_period().as_nanos() as u64 {
             self.arm_timer(next);
         }
     }
@@ -772,7 +889,7 @@ impl Cpu {
         } else {
             deadline.max(now)
         };
-        if tick::fire_by(Duration::from_nanos(at - now), self.config.tick) {
+        if tick::fire_by(Duration::from_nanos(at - now), self.tick_period()) {
             self.oneshot_at.store(at, Ordering::Relaxed);
         }
     }
@@ -1531,7 +1648,7 @@ pub(crate) fn run_carrier(cpu: Arc<Cpu>) {
     cpu.sync_clocks(cpu.now_ns());
     if cpu.config.ticks() {
         irq::become_carrier();
-        tick::start(cpu.config.tick);
+        tick::start(cpu.tick_period());
     } else {
         irq::set_sigalrm_blocked(true);
     }
@@ -1646,7 +1763,7 @@ fn idle_loop(cpu: &Cpu) {
         cpu.idle.store(false, Ordering::SeqCst);
         cpu.sync_clocks(cpu.now_ns());
         if cpu.config.ticks() && !cpu.config.nohz_full {
-            tick::start(cpu.config.tick); // periodic while busy
+            tick::start(cpu.tick_period()); // periodic while busy
         }
         // The tick stays stopped until a second thread needs it (`publish_queued`); a
         // timer still pending gets its one-shot.

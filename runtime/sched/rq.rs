@@ -117,7 +117,7 @@ impl RunQueue {
             se.ran_at = now;
             se.burst += ran;
             if !stop.runnable() {
-                se.prev_burst = std::mem::take(&mut se.burst);
+                se.end_burst();
             }
             if let Some(dl) = &mut se.dl {
                 dl.runtime_left -= ran as i64;

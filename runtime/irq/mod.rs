@@ -2,7 +2,8 @@
 //!
 //! The clock-event device (the `tick` module: a per-carrier POSIX timer, or
 //! `setitimer`) raises `SIGALRM` every tick while a CPU is busy
-//! under a preemptive model (never while it idles: tickless idle). The handler,
+//! under a preemptive model (the first tick that finds it idle stops it: tickless
+//! idle). The handler,
 //! `on_tick`, is the hardirq. It runs on the interrupted green thread's own stack (no
 //! `SA_ONSTACK`: a handler that led to a switch must not live on a shared alternate
 //! stack) with `SIGALRM` blocked, and it is short: it touches no run queue, timer heap
@@ -344,11 +345,19 @@ fn hardirq(cpu: &Cpu, uctx: *mut libc::ucontext_t, ipi: bool) {
     // `in_interrupt()` holds and `might_sleep` aborts here); irq_exit restores it.
     let interrupted = preempt::raw();
     preempt::set_raw(interrupted + preempt::HARDIRQ_OFFSET);
-    if !ipi {
-        cpu.timer_interrupt();
-        account_tick(cpu);
-    }
-    let redirected = tick_work(cpu, uctx, interrupted);
+    let redirected = if !ipi && cpu.is_idle() {
+        // Tickless idle (the idle loop leaves the device running into its wait): no
+        // thread ran, nothing to account or learn.
+        cpu.idle_tick();
+        restart_tick_accounting();
+        false
+    } else {
+        if !ipi {
+            cpu.timer_interrupt();
+            account_tick(cpu);
+        }
+        tick_work(cpu, uctx, interrupted)
+    };
     let after = preempt::raw() - preempt::HARDIRQ_OFFSET;
     preempt::set_raw(if redirected {
         // On the stub's behalf (module docs); NEED_RESCHED is consumed by the switch.

@@ -11,7 +11,9 @@
 //! carrier is busy — at the runtime's tick while a thread that computes is about, and
 //! at a backstop period (the default tick) while only threads that block within a tick
 //! run (`Cpu::follow_work`) — and is stopped while it idles (tickless idle: an idle
-//! carrier waits in epoll with the next timer as its timeout instead).
+//! carrier waits in epoll with the next timer as its timeout instead). The idle loop
+//! leaves it running into its wait and the first tick that finds the carrier idle
+//! stops it, so an idle period shorter than a tick costs no re-programming.
 //! When a green thread arms a timer that is due before the device's next expiry, the
 //! device is re-programmed one-shot for that deadline, with the periodic interval
 //! resuming after it (a poor man's hrtimer), so a sleeper wakes on time even beside a

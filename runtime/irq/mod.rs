@@ -466,12 +466,8 @@ fn tick_work(cpu: &Cpu, uctx: *mut libc::ucontext_t, raw: u32) -> bool {
     }
     if cpu.poll_left_to_switch() {
         // Only a deferred poll, which the running thread's own switch takes in time.
-        // Should that thread compute after all, the poll waits at most until a tick
-        // finds it past half a tick: the device keeps ticking.
+        // Should that thread compute after all, the next tick switches for the poll.
         cpu.relax_tick();
-        if tick::is_stopped() {
-            tick::fire_by(cpu.tick_period(), cpu.tick_period());
-        }
         return false;
     }
     cpu.arm_timer_before_next_tick();
@@ -527,7 +523,13 @@ fn tick_work(cpu: &Cpu, uctx: *mut libc::ucontext_t, raw: u32) -> bool {
 /// the device keeps reliably. So should the device's deferred poll, once per turn, if
 /// the thread computes: deferred in a system call, it is likely one that just received
 /// its input and is about to compute without entering the scheduler (a `/spin` request
-/// handler in `recv` held its siblings' requests up to a tick). ASYNC-SIGNAL-SAFE.
+/// handler in `recv` held its siblings' requests up to a tick). The device's interrupt
+/// is not urgent while the running thread is expected to switch by itself within
+/// 100 µs of its pick and a tick of at most the default period backs that up
+/// (`Cpu::switches_soon`): its switch runs the pass, and a retry — a re-programming
+/// and an interrupt, some 20 µs here — would gain the pass nothing (an HTTP server's
+/// request handlers, caught in `send` by the interrupt, cost 1,500 retries a second at
+/// the 1 ms tick). ASYNC-SIGNAL-SAFE.
 fn retry_soon_if_urgent(cpu: &Cpu) {
     // (Not more: a request handler that never blocks under load computes too, and sits
     // in its syscalls, where a tick lands most of the time and defers; retrying every
@@ -535,7 +537,7 @@ fn retry_soon_if_urgent(cpu: &Cpu) {
     // doubling delays cost the fair class with fifty handlers about a tenth.)
     let now = cpu.now_ns();
     let urgent = cpu.next_timer.load(Ordering::Relaxed) <= now
-        || cpu.net.interrupt_pending()
+        || (cpu.net.interrupt_pending() && !cpu.switches_soon(now))
         || (cpu.net.poll_due() <= now && cpu.take_compute_retry());
     if urgent && cpu.tick_period() > MIN_RETRY {
         tick::oneshot_then_periodic(MIN_RETRY, cpu.tick_period());

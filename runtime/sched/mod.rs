@@ -746,15 +746,24 @@ impl Cpu {
             || self.net.interrupt_pending()
     }
 
+    /// Whether the running thread is expected to switch by itself — it was picked less
+    /// than [`net::DEFER_NS`] before `now` and its bursts are shorter than that — with
+    /// the periodic tick, at most [`BACKSTOP_TICK_NS`] away, in case it does not: device
+    /// work left to its switch is late by a tick at worst. ASYNC-SIGNAL-SAFE.
+    pub(crate) fn switches_soon(&self, now: u64) -> bool {
+        now < self.poll_waits_until.load(Ordering::Relaxed)
+            && !tick::is_stopped()
+            && self.tick_period().as_nanos() as u64 <= BACKSTOP_TICK_NS
+    }
+
     /// The switch the timer interrupt would make is only for a deferred poll, and the
-    /// running thread was picked less than [`net::DEFER_NS`] ago and tends to block
-    /// sooner than that (`Cpu::arm_deferred_poll`): its own switch polls
-    /// (`do_softirq`). A switch for the poll would cost it a preemption — at the 1 ms
+    /// running thread is expected to switch by itself ([`Cpu::switches_soon`]): that
+    /// switch polls (`do_softirq`). A switch for the poll would cost it a preemption — at the 1 ms
     /// tick, an HTTP server's request handlers took one at nearly every tick — and
     /// gain the poll a few µs. ASYNC-SIGNAL-SAFE.
     pub(crate) fn poll_left_to_switch(&self) -> bool {
         let now = self.now_ns();
-        now < self.poll_waits_until.load(Ordering::Relaxed) && !self.switch_due(now)
+        self.switches_soon(now) && !self.switch_due(now)
     }
 
     /// Whether the running thread tends to compute for longer than a deferred poll may
@@ -849,7 +858,7 @@ impl Cpu {
     /// `timer_settime` calls). The periodic tick backs the poll up. ASYNC-SIGNAL-SAFE.
     pub(crate) fn arm_timer_before_next_tick(&self) {
         let now = self.now_ns();
-        let poll = if now < self.poll_waits_until.load(Ordering::Relaxed) {
+        let poll = if self.switches_soon(now) {
             u64::MAX
         } else {
             self.net.poll_due()

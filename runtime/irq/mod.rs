@@ -24,8 +24,9 @@
 //!    first (`Cpu::arm_timer`). With others queued but none due, a tick finer than
 //!    the default relaxes to a backstop period if no thread that computes is about
 //!    (`Cpu::follow_work`);
-//! 5. only the epoll device's deferred poll is due, and the running thread blocks well
-//!    within a tick → nothing: its own switch polls (`Cpu::poll_left_to_switch`);
+//! 5. only the epoll device's deferred poll is due, and the running thread is expected
+//!    to switch by itself (picked under 100 µs ago, its bursts shorter, a tick of at
+//!    most 1 ms running) → nothing: its switch polls (`Cpu::poll_left_to_switch`);
 //! 6. a switch is due (round-robin slices of one tick; due timers are expired by the
 //!    scheduler it calls). `Voluntary` → set `NEED_RESCHED`, which
 //!    `cond_resched()` and the blocking calls honour. `Full` → preempt now if the

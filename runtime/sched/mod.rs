@@ -230,7 +230,8 @@ pub(crate) struct Cpu {
     computes_from: AtomicU64,
     /// Until when (CPU clock) the running thread is expected to switch by itself, and
     /// so poll the epoll device: [`net::DEFER_NS`] after its pick if its bursts are
-    /// shorter than that, else 0 (see [`Cpu::poll_left_to_switch`]). Carrier only.
+    /// shorter than that, else 0 (see [`Cpu::switches_soon`]). Written by the carrier,
+    /// read by its handler.
     poll_waits_until: AtomicU64,
     pub(crate) next_timer: AtomicU64,
     /// The timer advance (see [`Cpu::arm_timer`]), in ns; and when the pending one-shot
@@ -758,9 +759,9 @@ impl Cpu {
 
     /// The switch the timer interrupt would make is only for a deferred poll, and the
     /// running thread is expected to switch by itself ([`Cpu::switches_soon`]): that
-    /// switch polls (`do_softirq`). A switch for the poll would cost it a preemption — at the 1 ms
-    /// tick, an HTTP server's request handlers took one at nearly every tick — and
-    /// gain the poll a few µs. ASYNC-SIGNAL-SAFE.
+    /// switch polls (`do_softirq`). A switch for the poll would cost it a preemption —
+    /// at the 1 ms tick, an HTTP server's request handlers took one at nearly every
+    /// tick — and gain the poll a few µs. ASYNC-SIGNAL-SAFE.
     pub(crate) fn poll_left_to_switch(&self) -> bool {
         let now = self.now_ns();
         self.switches_soon(now) && !self.switch_due(now)

@@ -546,10 +546,10 @@ impl Cpu {
     /// cuts it (its next pick restores the fine tick). Called at every pick; a change of
     /// period costs one re-programming of the device.
     fn follow_work(&self, next: *const Task) {
-        if !self.config.ticks() {
-            return;
-        }
         let fine = self.config.tick.as_nanos() as u64;
+        if !self.config.ticks() || fine >= BACKSTOP_TICK_NS {
+            return; // the period never changes: nothing reads `computes_from`
+        }
         // SAFETY: `next` (if any) was just picked: alive and ours.
         let Some(se) = unsafe { next.as_ref() }.map(|t| unsafe { t.se() }) else {
             self.computes_from.store(u64::MAX, Ordering::Relaxed);
@@ -562,12 +562,10 @@ impl Cpu {
             return;
         }
         self.computes_from.store(0, Ordering::Relaxed);
-        if fine < BACKSTOP_TICK_NS {
-            self.fine_until
-                .store(self.now_ns() + BACKSTOP_TICK_NS, Ordering::Relaxed);
-            if self.period.swap(fine, Ordering::Relaxed) != fine && !tick::is_stopped() {
-                tick::start(self.config.tick);
-            }
+        self.fine_until
+            .store(self.now_ns() + BACKSTOP_TICK_NS, Ordering::Relaxed);
+        if self.period.swap(fine, Ordering::Relaxed) != fine && !tick::is_stopped() {
+            tick::start(self.config.tick);
         }
     }
 

@@ -73,20 +73,37 @@ fn the_fair_class_wakes_the_all_default_desktop_under_full() {
     cuts_lateness_fourfold("desktop-fair", Model::Full);
 }
 
+/// Jobs of [`edf_misses`]'s 400 the machine may stall before a run says nothing about
+/// the scheduler: a hypervisor stall (1–9 ms) delays a job's start now and then on this
+/// VM — a few in 400 on a quiet host, far more while the host is busy elsewhere.
+const STALLS_ALLOWED: u32 = 20;
+
+/// [`edf_misses`], measured again (up to three runs in all) while the machine stalls
+/// more than [`STALLS_ALLOWED`] of its jobs: a scheduler that held jobs back would do so
+/// in every run, a busy host does it for a while. Returns the last run.
+fn edf_on_a_steady_machine(rt: &preempt::Runtime, section: Duration) -> compare::Edf {
+    let run = Duration::from_millis(2000);
+    let mut stalls = Vec::new();
+    for _ in 0..3 {
+        let edf = edf_misses(rt, run, section);
+        if edf.stalled <= STALLS_ALLOWED {
+            return edf;
+        }
+        stalls.push(edf.stalled);
+    }
+    panic!("{section:?} sections: {stalls:?} of 400 jobs stalled in three runs");
+}
+
 #[test]
 fn edf_holds_with_short_sections_and_breaks_with_long_ones() {
     let _l = support::runtime_lock();
-    // Long enough (400 jobs) that a hypervisor stall delaying a job's start — 1–9 ms,
-    // now and then on this VM — stays under the 1 % it is allowed.
-    let run = Duration::from_millis(2000);
+    // Long enough (400 jobs) that the stalls left in a steady run stay under the 1 % of
+    // misses allowed. Jobs the machine stalled are counted apart (`edf_misses`); a
+    // scheduler that held many jobs back would show there instead.
     let rt = compare::runtime(Model::Full, opts(), false).unwrap();
-    let long = edf_misses(&rt, run, Duration::from_micros(3500)).miss_ratio;
-    let short = edf_misses(&rt, run, Duration::from_micros(50));
+    let long = edf_on_a_steady_machine(&rt, Duration::from_micros(3500)).miss_ratio;
+    let short = edf_on_a_steady_machine(&rt, Duration::from_micros(50)).miss_ratio;
     drop(rt);
-    // Jobs the machine stalled are counted apart (`edf_misses`); a scheduler that held
-    // many jobs back would show there instead.
-    assert!(short.stalled <= 20, "{} of 400 jobs stalled", short.stalled);
-    let short = short.miss_ratio;
     // A job released just after a 3.5 ms non-preemptible section began waits 3.35 ms
     // and needs 1.8: it misses. It then ends after the next release, so the next job
     // runs at once and meets its deadline: every other job misses (the most this
@@ -104,7 +121,7 @@ fn edf_holds_with_short_sections_and_breaks_with_long_ones() {
 
     // Under Rt the SpinLock sections are preemptible: the long ones cost nothing.
     let rt = compare::runtime(Model::Rt, opts(), false).unwrap();
-    let rt_long = edf_misses(&rt, run, Duration::from_micros(3500)).miss_ratio;
+    let rt_long = edf_on_a_steady_machine(&rt, Duration::from_micros(3500)).miss_ratio;
     assert!(
         rt_long <= 0.02,
         "Rt: {:.0} % missed with 3.5 ms SpinLock sections",

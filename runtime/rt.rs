@@ -606,7 +606,8 @@ pub struct Stats {
     /// Times a deadline thread spent its runtime (or ended its job with a yield) and
     /// waited for its next period.
     pub deadline_throttled: u64,
-    /// Device interrupts: epoll readiness signalled to a busy CPU.
+    /// Device interrupts: epoll readiness raised to a busy CPU by the interrupt
+    /// controller (and signalled to it, under a model that takes interrupts).
     pub net_interrupts: u64,
     /// Softirq passes over the epoll device (in the scheduler or `ksoftirqd`).
     pub net_softirq_passes: u64,

@@ -220,3 +220,59 @@ fn a_fine_tick_runs_only_while_a_thread_computes() {
         );
     }
 }
+
+/// Ticks taken in 200 ms by a spinner that wakes 32 threads together every 500 µs, each
+/// of which runs a few µs and parks again; and the number of such batches.
+fn batch_ticks(rt: &preempt::Runtime) -> (u64, u64) {
+    const WORKERS: usize = 32;
+    let t0 = rt.stats().ticks;
+    let batches = rt.block_on(move || {
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|_| {
+                let stop = stop.clone();
+                preempt::spawn(move || {
+                    while !stop.load(SeqCst) {
+                        thread::park();
+                        spin(Duration::from_micros(5));
+                    }
+                })
+            })
+            .collect();
+        let threads: Vec<_> = workers.iter().map(|w| w.thread().clone()).collect();
+        let s = stop.clone();
+        let spinner = preempt::spawn(move || {
+            let (start, mut batches) = (Instant::now(), 0u64);
+            while start.elapsed() < Duration::from_millis(200) {
+                spin(Duration::from_micros(500));
+                threads.iter().for_each(|t| t.unpark());
+                batches += 1;
+            }
+            s.store(true, SeqCst);
+            threads.iter().for_each(|t| t.unpark());
+            batches
+        });
+        let batches = spinner.join().unwrap();
+        workers.into_iter().for_each(|w| w.join().unwrap());
+        batches
+    });
+    (rt.stats().ticks - t0, batches)
+}
+
+#[test]
+fn a_fine_tick_relaxes_as_a_batch_of_short_bursts_begins() {
+    // Per batch, the 100 µs tick cuts the spinner once the workers are queued, and
+    // stops once the spinner runs alone again (tickless): two ticks. In between, the
+    // batch (32 × 5 µs and the switches) outlasts a tick with nothing to cut: the device
+    // relaxes as its first worker is picked, rather than at a tick in it (three per
+    // batch: 3.0 measured against 2.2).
+    let _l = support::runtime_lock();
+    let rt = support::full_rr(Duration::from_micros(100));
+    let (ticks, batches) = batch_ticks(&rt);
+    eprintln!("{ticks} ticks for {batches} batches of short bursts");
+    assert!(batches >= 100, "{batches} batches");
+    assert!(
+        ticks * 10 < batches * 26,
+        "{ticks} ticks for {batches} batches of short bursts"
+    );
+}

@@ -509,7 +509,7 @@ impl Cpu {
     /// are published for `next`.
     fn picked(&self, l: &mut CpuLocal, next: *const Task, now: u64) {
         self.start_slice(l, next, now);
-        self.follow_work(next);
+        self.follow_work(next, l.rq.len() as u64);
         self.publish_queued(l, next);
         self.arm_slice_end(l);
         self.arm_deferred_poll(next);
@@ -541,17 +541,20 @@ impl Cpu {
     /// current burst, or its average burst, reached a tick, or it has not blocked yet
     /// (`SchedEntity::computes_for`) — through that thread's turn, and ticks at a
     /// backstop period ([`BACKSTOP_TICK_NS`]) from the first tick after it that finds a
-    /// thread that does not compute (the handler relaxes it: [`Cpu::relax_tick`]).
-    /// Relaxed only a backstop period after the last such pick, the device kept
-    /// ticking through the batch of request handlers that follows each turn of a
-    /// `/spin` handler at 50 connections, 100 µs tick: ~10,000 interrupts a second
-    /// against 6,000–9,000 now; medians of five interleaved rounds, `/` p99 there 0.93
-    /// → 0.84 ms (4 connections: 185 → 169 µs). The
+    /// thread that does not compute (the handler relaxes it: [`Cpu::relax_tick`]), or
+    /// from the pick after it of such a thread that, with the `queued` ones, will by
+    /// their average bursts outlast a tick. Relaxed only a backstop period after the
+    /// last such pick, the device kept ticking through the batch of request handlers
+    /// that follows each turn of a `/spin` handler (the HTTP bench at 50 connections,
+    /// 100 µs tick: ~10,000 interrupts a second); relaxed at the first tick in the
+    /// batch, it took 6,000–9,000, and `/`'s p99 (medians of five interleaved rounds)
+    /// went from 0.93 ms to 0.65–1.0 ms in three runs; relaxed as the batch begins,
+    /// 0.58 ms (single rounds 0.47–0.72 ms, against 0.56–1.42 ms in the same run). The
     /// price: a thread that computes for the first time after short bursts keeps the
     /// CPU for up to a backstop period before a tick cuts it (its next pick restores
     /// the fine tick). Called at every pick; a change of period costs one
     /// re-programming of the device.
-    fn follow_work(&self, next: *const Task) {
+    fn follow_work(&self, next: *const Task, queued: u64) {
         let fine = self.config.tick.as_nanos() as u64;
         if !self.config.ticks() || fine >= BACKSTOP_TICK_NS {
             return; // the period never changes: nothing reads `computes_from`
@@ -565,6 +568,18 @@ impl Cpu {
             let off = self.acct_offset.load(Ordering::Relaxed);
             let from = (se.ran_at + fine / 2).saturating_add_signed(off);
             self.computes_from.store(from, Ordering::Relaxed);
+            // A batch of such threads that will outlast a tick (by their average
+            // bursts) is starting after a computing thread's turn: relax now, one
+            // re-programming, rather than at the next tick, an interrupt in the batch.
+            if self.period.load(Ordering::Relaxed) == fine
+                && se.avg_burst.saturating_mul(queued + 1) >= fine
+                && self.now_ns() >= self.fine_until.load(Ordering::Relaxed)
+            {
+                self.period.store(BACKSTOP_TICK_NS, Ordering::Relaxed);
+                if !tick::is_stopped() {
+                    tick::start(self.tick_period());
+                }
+            }
             return;
         }
         self.computes_from.store(0, Ordering::Relaxed);

@@ -16,18 +16,27 @@ use support::spin;
 fn a_lone_thread_takes_almost_no_ticks_two_take_one_per_period() {
     let _l = support::runtime_lock();
     let rt = support::full(Duration::from_millis(1));
-    let t0 = rt.stats().ticks;
-    rt.block_on(|| spin(Duration::from_millis(200)));
-    let alone = rt.stats().ticks - t0;
-    let t1 = rt.stats().ticks;
-    rt.block_on(|| {
-        let other = preempt::spawn(|| spin(Duration::from_millis(200)));
-        spin(Duration::from_millis(200));
-        other.join().unwrap();
-    });
-    let two = rt.stats().ticks - t1;
-    assert!(alone <= 5, "a lone thread took {alone} ticks in 200 ms");
-    assert!(two >= 150, "two threads took only {two} ticks in ~200 ms");
+    // Ticks the host holds back while it runs something else are lost: a busy host
+    // can take a run's two threads below 150. A second run decides; a tick that stays
+    // on for a lone thread, or off for two, fails both.
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let t0 = rt.stats().ticks;
+        rt.block_on(|| spin(Duration::from_millis(200)));
+        let alone = rt.stats().ticks - t0;
+        let t1 = rt.stats().ticks;
+        rt.block_on(|| {
+            let other = preempt::spawn(|| spin(Duration::from_millis(200)));
+            spin(Duration::from_millis(200));
+            other.join().unwrap();
+        });
+        let two = rt.stats().ticks - t1;
+        if alone <= 5 && two >= 150 {
+            return;
+        }
+        runs.push((alone, two));
+    }
+    panic!("ticks in 200 ms (a lone thread, two threads), twice: {runs:?}; want ≤ 5 and ≥ 150");
 }
 
 #[test]
@@ -120,6 +129,21 @@ fn tickless_full_takes_fewer_ticks_than_periodic() {
 fn restarting_the_tick_keeps_a_sleepers_one_shot() {
     let _l = support::runtime_lock();
     let rt = support::full_fair(Duration::from_millis(1));
+    // A busy host's stalls delay every wakeup alike and can fill a p90 of 200 by
+    // themselves: a second run decides. A lost one-shot fails both.
+    let p90s: Vec<_> = (0..2)
+        .map(|_| one_shot_lateness_p90(&rt))
+        .take_while(|p90| *p90 >= Duration::from_micros(300))
+        .collect();
+    assert!(
+        p90s.len() < 2,
+        "p90 lateness {p90s:?} in two runs: the sleeper waited for a tick"
+    );
+}
+
+/// [`restarting_the_tick_keeps_a_sleepers_one_shot`]'s measurement: the p90 lateness of
+/// 200 sleeps that end 400 µs after another thread's wakeup restarted the tick.
+fn one_shot_lateness_p90(rt: &preempt::Runtime) -> Duration {
     let late = rt.block_on(|| {
         let start = Instant::now() + Duration::from_millis(5);
         let round = move |k: u32| start + Duration::from_micros(2500) * k;
@@ -147,14 +171,9 @@ fn restarting_the_tick_keeps_a_sleepers_one_shot() {
         hog.join().unwrap();
         late
     });
-    let mut sorted = late.clone();
+    let mut sorted = late;
     sorted.sort();
-    let p90 = sorted[sorted.len() * 9 / 10];
-    assert!(
-        p90 < Duration::from_micros(300),
-        "p90 lateness {p90:?} (median {:?}): the sleeper waited for a tick",
-        sorted[sorted.len() / 2]
-    );
+    sorted[sorted.len() * 9 / 10]
 }
 
 /// Ticks taken in 200 ms by four threads that pass two tokens round a ring — each

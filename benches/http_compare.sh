@@ -67,15 +67,31 @@ cpu_times() { awk '$1=="cpu0" || $1=="cpu1" {t=0; for (i=2; i<=NF; i++) t+=$i; p
 DATA=$(mktemp)
 trap 'stop_servers; rm -f "$DATA"' EXIT
 before=$(cpu_times)
+# Within a round each stage measures every server back to back, in reverse order on
+# even rounds: the host's speed changes every few seconds (by ~20 %, for tokio and
+# preempt alike), so the measurements a ratio compares are taken as close together as
+# they can be, and a drift favours neither side.
 for r in $(seq "$ROUNDS"); do
   echo "round $r of $ROUNDS" >&2
-  for i in "${!CMDS[@]}"; do
+  order=("${!CMDS[@]}")
+  if [ $((r % 2)) -eq 0 ]; then
+    for ((k = 0; k < ${#order[@]}; k++)); do order[k]=$((${#CMDS[@]} - 1 - k)); done
+  fi
+  declare -A rps=() p99=() p99s=() p99l=()
+  for i in "${order[@]}"; do
+    read -r "rps[$i]" "p99[$i]" < <(measure 50 "http://127.0.0.1:$((PORT0 + i))/")
+  done
+  for i in "${order[@]}"; do
     url="http://127.0.0.1:$((PORT0 + i))"
-    read -r rps p99 < <(measure 50 "$url/")
-    read -r _ p99s < <(measure 50 "$url/" "$url/spin")
-    read -r _ p99l < <(measure 4 "$url/" "$url/spin")
-    echo "$r $i $rps $p99 $p99s $p99l" >>"$DATA"
-    echo "  ${NAMES[$i]}: $rps req/s, p99 $p99 µs; under /spin $p99s µs (50 c.), $p99l µs (4 c.)" >&2
+    read -r _ "p99s[$i]" < <(measure 50 "$url/" "$url/spin")
+  done
+  for i in "${order[@]}"; do
+    url="http://127.0.0.1:$((PORT0 + i))"
+    read -r _ "p99l[$i]" < <(measure 4 "$url/" "$url/spin")
+  done
+  for i in "${!CMDS[@]}"; do
+    echo "$r $i ${rps[$i]} ${p99[$i]} ${p99s[$i]} ${p99l[$i]}" >>"$DATA"
+    echo "  ${NAMES[$i]}: ${rps[$i]} req/s, p99 ${p99[$i]} µs; under /spin ${p99s[$i]} µs (50 c.), ${p99l[$i]} µs (4 c.)" >&2
   done
 done
 after=$(cpu_times)

@@ -144,12 +144,12 @@ impl Builder {
 
     /// The period of the timer interrupt, [`MIN_TICK`]`..=`[`MAX_TICK`] (default 1 ms).
     ///
-    /// A tick finer than the default runs at this period while a thread that computes
-    /// (whose CPU bursts, on average or now, last a tick or more) has been picked in
-    /// the last millisecond, and at 1 ms otherwise: threads that block within a tick
-    /// are never cut by one, and on a virtual machine each timer interrupt costs
-    /// 10–25 µs of CPU. A thread that starts computing after short bursts may so keep
-    /// the CPU for up to 1 ms once before its turns shorten to this tick.
+    /// A tick finer than the default runs at this period through the turns of threads
+    /// that compute (whose CPU bursts, on average or now, last a tick or more), and at
+    /// 1 ms while only threads that block within a tick run: those are never cut by
+    /// one, and on a virtual machine each timer interrupt costs 10–25 µs of CPU. A
+    /// thread that starts computing after short bursts may so keep the CPU for up to
+    /// 1 ms once before its turns shorten to this tick.
     ///
     /// Validated by `build`. `Model::None` takes no ticks.
     pub fn tick(mut self, tick: Duration) -> Self {

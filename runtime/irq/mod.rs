@@ -22,8 +22,8 @@
 //!    the next timer (read from atomic mirrors the CPU publishes, so a lone thread pays
 //!    only for the signal). A timer due within the learned timer advance is waited for
 //!    first (`Cpu::arm_timer`). With others queued but none due, a tick finer than
-//!    the default relaxes to a backstop period if no thread that computes is about
-//!    (`Cpu::follow_work`);
+//!    the default relaxes to a backstop period once a computing thread's turn is over
+//!    and the running one does not compute (`Cpu::relax_tick`, `Cpu::follow_work`);
 //! 5. only the epoll device's deferred poll is due, and the running thread is expected
 //!    to switch by itself (picked under 100 µs ago, its bursts shorter, a tick of at
 //!    most 1 ms running) → nothing: its switch polls (`Cpu::poll_left_to_switch`);

@@ -575,10 +575,7 @@ impl Cpu {
                 && se.avg_burst.saturating_mul(queued + 1) >= fine
                 && self.now_ns() >= self.fine_until.load(Ordering::Relaxed)
             {
-                self.period.store(BACKSTOP_TICK_NS, Ordering::Relaxed);
-                if !tick::is_stopped() {
-                    tick::start(self.tick_period());
-                }
+                self.tick_at_backstop();
             }
             return;
         }
@@ -602,10 +599,16 @@ impl Cpu {
         if now >= self.fine_until.load(Ordering::Relaxed)
             && now < self.computes_from.load(Ordering::Relaxed)
         {
-            self.period.store(BACKSTOP_TICK_NS, Ordering::Relaxed);
-            if !tick::is_stopped() {
-                tick::start(self.tick_period());
-            }
+            self.tick_at_backstop();
+        }
+    }
+
+    /// The device goes to the backstop period (one re-programming if it runs).
+    /// ASYNC-SIGNAL-SAFE.
+    fn tick_at_backstop(&self) {
+        self.period.store(BACKSTOP_TICK_NS, Ordering::Relaxed);
+        if !tick::is_stopped() {
+            tick::start(self.tick_period());
         }
     }
 

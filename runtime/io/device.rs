@@ -44,7 +44,16 @@
 //! controller wakeup and a signal, some 5–10 µs here. So a pass that found events keeps
 //! the interrupt masked and the scheduler polls again within [`DEFER_NS`]: at the next
 //! switch, or at a one-shot of the clock-event device if the running thread does not
-//! switch. A pass that finds nothing, or the CPU going idle, unmasks the interrupt.
+//! switch. A pass that finds nothing unmasks the interrupt for the next thread to run.
+//! An idle CPU leaves it masked: its wait in the epoll instance is the poll, and an
+//! idle wait that ends with events goes on polling as a pass that found them does —
+//! unmasked, the input that ends the wait would wake the controller too, on the
+//! carrier's core and at its real-time priority, only to find the CPU awake.
+//!
+//! **Invariant** (kept at every pick by [`thread_picked`]): while a thread runs, the
+//! interrupt is unmasked (`armed`), or the CPU polls (`polling`: a poll is due within
+//! `DEFER_NS`), or a pass is raised (`pending`) — input always reaches a busy CPU.
+//! While the CPU idles, its wait is the poll.
 //! Under `Model::None` there is no clock-event device and nothing preempts: the poll
 //! waits for the next switch, as everything else does under that model. (With the
 //! interrupt unmasked after every pass instead, the controller woke on the carrier's
@@ -288,6 +297,10 @@ pub(crate) unsafe fn net_rx_action(cpu: &Cpu, ctx: Ctx) -> bool {
         drop(dead);
     }
     let start = cpu.now_ns();
+    // A pass raised by the interrupt while the CPU polls anyway, before its poll is
+    // due: the controller fired as an idle wait took the events (`idle_exit`). That it
+    // finds nothing does not end the polling.
+    let early = dev.polling.load(Ordering::Relaxed) && start + DEFER_EARLY_NS < dev.poll_due();
     dev.last_poll.store(start, Ordering::Relaxed);
     let mut taken = 0;
     let drained = loop {
@@ -318,7 +331,7 @@ pub(crate) unsafe fn net_rx_action(cpu: &Cpu, ctx: Ctx) -> bool {
         dev.handed_off.store(false, Ordering::Relaxed);
         dev.pending.store(false, Ordering::SeqCst);
         let threaded = cpu.config.model == Model::Rt;
-        if taken > 0 && (ctx == Ctx::Scheduler || threaded) && dev.napi {
+        if (taken > 0 || early) && (ctx == Ctx::Scheduler || threaded) && dev.napi {
             // Busy: keep the interrupt masked and poll again within DEFER_NS, at a
             // switch, or at a one-shot if the thread picked next tends to run that
             // long (`Cpu::picked`), or at the tick (threaded, the poll is handed to the
@@ -327,7 +340,13 @@ pub(crate) unsafe fn net_rx_action(cpu: &Cpu, ctx: Ctx) -> bool {
             // last then waits for it to block instead of interrupting it.
             dev.polling.store(true, Ordering::Relaxed);
         } else {
-            unmask(cpu);
+            if ctx == Ctx::Thread || !dev.napi {
+                unmask(cpu);
+            }
+            // Else the scheduler picks next: the interrupt is unmasked for the thread
+            // it picks (`thread_picked`), and if it picks none the idle wait polls by
+            // itself (`idle_exit`). Unmasked here, the input the wait is for would wake
+            // the controller too, whenever a poll came due just before the CPU idled.
             if dev.polling.swap(false, Ordering::Relaxed) {
                 // The poll's one-shot may have replaced a stopped device's one-shot for
                 // the next timer.
@@ -347,10 +366,58 @@ pub(crate) unsafe fn net_rx_action(cpu: &Cpu, ctx: Ctx) -> bool {
     drained
 }
 
-/// Ends deferred polling as the CPU goes idle: its idle wait polls by itself, and
-/// whatever runs after it needs the interrupt. Carrier only.
+/// Ends deferred polling as the CPU goes idle: its idle wait polls by itself. A masked
+/// interrupt stays masked through the wait: unmasked, the readiness that ends the wait
+/// would also wake the controller — on the carrier's core, at its real-time priority —
+/// only to find the CPU already awake (an HTTP server's idle exits, some 5,000 a second,
+/// each cost two more context switches). Carrier only.
 pub(crate) fn idle_enter(cpu: &Cpu) {
-    if cpu.net.polling.swap(false, Ordering::Relaxed) {
+    // Whether to poll after the wait is `idle_exit`'s decision; meanwhile no poll is due
+    // (the wait's timeout is the next timer).
+    cpu.net.polling.store(false, Ordering::Relaxed);
+}
+
+/// The idle wait ended, having `found` events (dispatched by the caller): with the
+/// interrupt still masked, the CPU polls on as a pass that found events does — within
+/// `DEFER_NS`, at a switch or a one-shot (`Cpu::picked`) — or, if the wait found
+/// nothing, or without NAPI, the interrupt is unmasked for whatever runs next. Carrier
+/// only, preemption disabled.
+pub(crate) fn idle_exit(cpu: &Cpu, found: bool) {
+    let dev = &cpu.net;
+    if found && dev.napi {
+        // Unmasked (the wait began so, or ended before the controller fired — it runs
+        // on another core), the interrupt would fire now for the events just taken.
+        mask(cpu);
+        dev.last_poll.store(cpu.now_ns(), Ordering::Relaxed);
+        dev.polling.store(true, Ordering::Relaxed);
+    } else {
+        unmask(cpu);
+    }
+}
+
+/// Disarms the controller's oneshot for `cpu` if it is armed (masks the interrupt). A
+/// fire racing with it raises the softirq once more, for a pass that may find nothing.
+fn mask(cpu: &Cpu) {
+    let dev = &cpu.net;
+    if !dev.armed.swap(false, Ordering::SeqCst) {
+        return;
+    }
+    // No events: the kernel adds only EPOLLERR and EPOLLHUP, which an epoll instance
+    // does not report.
+    let _ = sys::epoll_ctl(
+        &dev.chip,
+        libc::EPOLL_CTL_MOD,
+        cpu.epoll.as_raw_fd(),
+        0,
+        cpu.id as u64,
+    );
+}
+
+/// A thread is about to run on `cpu`: it needs the device interrupt unmasked, unless
+/// the CPU polls its device (deferred interrupts) or a pass is raised. Carrier only.
+pub(crate) fn thread_picked(cpu: &Cpu) {
+    let dev = &cpu.net;
+    if !dev.polling.load(Ordering::Relaxed) && !dev.pending.load(Ordering::Relaxed) {
         unmask(cpu);
     }
 }

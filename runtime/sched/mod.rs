@@ -512,6 +512,9 @@ impl Cpu {
         self.follow_work(next, l.rq.len() as u64);
         self.publish_queued(l, next);
         self.arm_slice_end(l);
+        if !next.is_null() {
+            net::thread_picked(self);
+        }
         self.arm_deferred_poll(next);
     }
 
@@ -1832,6 +1835,7 @@ fn idle_loop(cpu: &Cpu) {
             // were just returned by the CPU's instance.
             unsafe { net::dispatch(cpu, *ev, net::Ctx::Scheduler) };
         }
+        net::idle_exit(cpu, n > 0);
         if n == events.len() {
             // There may be more: the next pass polls for them.
             cpu.net.raise();

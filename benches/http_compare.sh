@@ -2,7 +2,9 @@
 # HTTP/1.1 keep-alive hello: examples/http_hello.rs (preempt, Model::Full) against the
 # same server on tokio's current-thread runtime (benches/http/tokio_hello.rs), driven by
 # wrk. Servers on CPU 0, wrk on CPU 1:
-#   * requests/s and p99 latency for `/` alone (wrk -t1 -c50);
+#   * requests/s and p99 latency for `/` alone (wrk -t1 -c50), and the server's CPU time
+#     per request (its threads' schedstat): with wrk's core near its limit, a server
+#     that needs less CPU per request may not show it in requests/s;
 #   * p99 of `/` while a second wrk connection hammers `/spin` (5 ms of CPU per request),
 #     under the same saturating load of 50 connections — where `/` alone fills the CPU,
 #     so its p99 is mostly the queue of 50 requests — and under a light load of 4
@@ -46,19 +48,25 @@ for i in "${!CMDS[@]}"; do
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "server on $port did not start" >&2; exit 1; }
 done
 
-# wrk's figures: requests/s and p99 in µs.
-measure() { # connections url [hammer-url]
-  local out hpid="" conns=$1; shift
+# CPU time of a server's threads so far, in ns (the scheduler's own account).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}'; }
+
+# wrk's figures: requests/s, p99 in µs, and the server's CPU µs per request.
+measure() { # server-pid connections url [hammer-url]
+  local out hpid="" pid=$1 conns=$2 cpu0; shift 2
+  cpu0=$(cpu_ns "$pid")
   if [ $# -gt 1 ]; then
     taskset -c 1 wrk -t1 -c1 -d"$((DURATION + 2))s" "$2" >/dev/null 2>&1 & hpid=$!
     sleep 0.5
   fi
   out=$(taskset -c 1 wrk -t1 -c"$conns" -d"${DURATION}s" --latency "$1")
   [ -n "$hpid" ] && wait "$hpid"
-  local rps p99
+  local rps p99 reqs cpu
+  cpu=$(($(cpu_ns "$pid") - cpu0))
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); print v} else if (v ~ /ms$/) {sub(/ms/,"",v); print v*1000} else if (v ~ /s$/) {sub(/s/,"",v); print v*1000000}}' <<<"$out")
-  echo "$rps $p99"
+  echo "$rps $p99 $(awk -v c="$cpu" -v n="$reqs" 'BEGIN {printf "%.2f", c / 1000 / n}')"
 }
 
 # "steal total" of CPUs 0 and 1 from /proc/stat (the hypervisor's stolen time).
@@ -77,41 +85,42 @@ for r in $(seq "$ROUNDS"); do
   if [ $((r % 2)) -eq 0 ]; then
     for ((k = 0; k < ${#order[@]}; k++)); do order[k]=$((${#CMDS[@]} - 1 - k)); done
   fi
-  declare -A rps=() p99=() p99s=() p99l=()
+  declare -A rps=() p99=() p99s=() p99l=() cpu=()
   for i in "${order[@]}"; do
-    read -r "rps[$i]" "p99[$i]" < <(measure 50 "http://127.0.0.1:$((PORT0 + i))/")
+    read -r "rps[$i]" "p99[$i]" "cpu[$i]" < <(measure "${pids[$i]}" 50 "http://127.0.0.1:$((PORT0 + i))/")
   done
   for i in "${order[@]}"; do
     url="http://127.0.0.1:$((PORT0 + i))"
-    read -r _ "p99s[$i]" < <(measure 50 "$url/" "$url/spin")
+    read -r _ "p99s[$i]" _ < <(measure "${pids[$i]}" 50 "$url/" "$url/spin")
   done
   for i in "${order[@]}"; do
     url="http://127.0.0.1:$((PORT0 + i))"
-    read -r _ "p99l[$i]" < <(measure 4 "$url/" "$url/spin")
+    read -r _ "p99l[$i]" _ < <(measure "${pids[$i]}" 4 "$url/" "$url/spin")
   done
   for i in "${!CMDS[@]}"; do
-    echo "$r $i ${rps[$i]} ${p99[$i]} ${p99s[$i]} ${p99l[$i]}" >>"$DATA"
-    echo "  ${NAMES[$i]}: ${rps[$i]} req/s, p99 ${p99[$i]} µs; under /spin ${p99s[$i]} µs (50 c.), ${p99l[$i]} µs (4 c.)" >&2
+    echo "$r $i ${rps[$i]} ${p99[$i]} ${p99s[$i]} ${p99l[$i]} ${cpu[$i]}" >>"$DATA"
+    echo "  ${NAMES[$i]}: ${rps[$i]} req/s (${cpu[$i]} µs CPU each), p99 ${p99[$i]} µs; under /spin ${p99s[$i]} µs (50 c.), ${p99l[$i]} µs (4 c.)" >&2
   done
 done
 after=$(cpu_times)
 
-printf '%-28s %10s %10s %14s %14s\n' "server (medians)" "req/s (/)" "p99 µs (/)" "+spin, 50 c." "+spin, 4 c."
-printf '%-28s %10s %10s %14s %14s\n' "" "" "" "p99 µs (/)" "p99 µs (/)"
+printf '%-28s %10s %10s %10s %14s %14s\n' "server (medians)" "req/s (/)" "CPU µs/req" "p99 µs (/)" "+spin, 50 c." "+spin, 4 c."
+printf '%-28s %10s %10s %10s %14s %14s\n' "" "" "" "" "p99 µs (/)" "p99 µs (/)"
 median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 for i in "${!CMDS[@]}"; do
   col() { awk -v i="$i" -v c="$1" '$2==i {print $c}' "$DATA" | median; }
-  printf '%-28s %10.0f %10.0f %14.0f %14.0f\n' "${NAMES[$i]}" "$(col 3)" "$(col 4)" "$(col 5)" "$(col 6)"
+  printf '%-28s %10.0f %10.2f %10.0f %14.0f %14.0f\n' "${NAMES[$i]}" "$(col 3)" "$(col 7)" "$(col 4)" "$(col 5)" "$(col 6)"
 done
-# Ratios within each round: preempt's req/s over tokio's, tokio's p99 over preempt's.
+# Ratios within each round: preempt's req/s and CPU per request over tokio's, tokio's p99
+# over preempt's.
 for i in $(seq 1 $((${#CMDS[@]} - 1))); do
   ratios() { # column, 1 if higher is better
     awk -v i="$i" -v c="$1" -v up="$2" '$2==0 {t[$1]=$c} $2==i {p[$1]=$c}
       END {for (r in p) print (up ? p[r]/t[r] : t[r]/p[r])}' "$DATA" | sort -g
   }
   summary() { ratios "$1" "$2" | awk '{v[NR]=$1} END {m=(NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; printf "%.2fx (%.2f-%.2f)", m, v[1], v[NR]}'; }
-  printf 'ratio vs tokio, %-22s req/s %s; p99 under /spin better by %s at 50 connections, %s at 4\n' \
-    "${NAMES[$i]#preempt }" "$(summary 3 1)" "$(summary 5 0)" "$(summary 6 0)"
+  printf 'ratio vs tokio, %-22s req/s %s, CPU %s per request; p99 under /spin better by %s at 50 connections, %s at 4\n' \
+    "${NAMES[$i]#preempt }" "$(summary 3 1)" "$(summary 7 1)" "$(summary 5 0)" "$(summary 6 0)"
 done
 # shellcheck disable=SC2086
 set -- $before $after

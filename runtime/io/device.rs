@@ -379,19 +379,23 @@ pub(crate) fn idle_enter(cpu: &Cpu) {
 
 /// The idle wait ended, having `found` events (dispatched by the caller): with the
 /// interrupt still masked, the CPU polls on as a pass that found events does — within
-/// `DEFER_NS`, at a switch or a one-shot (`Cpu::picked`) — or, if the wait found
-/// nothing, or without NAPI, the interrupt is unmasked for whatever runs next. Carrier
-/// only, preemption disabled.
+/// `DEFER_NS`, at a switch or a one-shot (`Cpu::picked`); without NAPI, the interrupt
+/// is unmasked at once. A wait that found nothing (a timer, a signal — the poll's own
+/// one-shot among them) changes nothing: a thread picked next gets the interrupt
+/// unmasked (`thread_picked`), and if none is, the next wait polls. Carrier only,
+/// preemption disabled.
 pub(crate) fn idle_exit(cpu: &Cpu, found: bool) {
     let dev = &cpu.net;
-    if found && dev.napi {
+    if !dev.napi {
+        if found {
+            unmask(cpu);
+        }
+    } else if found {
         // Unmasked (the wait began so, or ended before the controller fired — it runs
         // on another core), the interrupt would fire now for the events just taken.
         mask(cpu);
         dev.last_poll.store(cpu.now_ns(), Ordering::Relaxed);
         dev.polling.store(true, Ordering::Relaxed);
-    } else {
-        unmask(cpu);
     }
 }
 

@@ -622,7 +622,7 @@ impl Cpu {
     /// that is deferred (`compute_retry`); a thread that runs briefly polls at its next
     /// switch (`DEFER_NS`), and the timer interrupt leaves the poll to that switch until
     /// `DEFER_NS` after its pick (`poll_waits_until`) — if the tick runs: with the tick
-    /// stopped, the poll gets its one-shot for any thread.
+    /// stopped, such a thread gets the interrupt unmasked instead.
     fn arm_deferred_poll(&self, next: *const Task) {
         if !self.config.ticks() {
             return;
@@ -648,11 +648,15 @@ impl Cpu {
         self.compute_retry.store(computes, Ordering::Relaxed);
         // (A due time already past was served by this switch's pass, or handed to the
         // irq thread, which may rank below `next`: re-arming for it would preempt
-        // `next` over and over.) With the tick stopped — the CPU idled, or ran one
-        // thread — no tick backs the poll up should a thread with short bursts turn to
-        // computing (`Cpu::switches_soon`): the poll gets its one-shot whatever `next`.
-        if (computes || tick::is_stopped()) && due > self.now_ns() {
-            self.arm_timer(due);
+        // `next` over and over.)
+        if computes {
+            if due > self.now_ns() {
+                self.arm_timer(due);
+            }
+        } else if tick::is_stopped() {
+            // The CPU idled, or ran one thread: no tick backs the poll up should `next`
+            // turn to computing (`Cpu::switches_soon`). The interrupt does.
+            net::poll_by_interrupt(self);
         }
     }
 

@@ -300,8 +300,8 @@ pub(crate) unsafe fn net_rx_action(cpu: &Cpu, ctx: Ctx) -> bool {
     }
     let start = cpu.now_ns();
     // A pass raised by the interrupt while the CPU polls anyway, before its poll is
-    // due: the controller fired as an idle wait took the events (`idle_exit`). That it
-    // finds nothing does not end the polling.
+    // due: the controller fired just as the CPU masked it to go idle, and the idle wait
+    // took the events (`idle_exit`). That it finds nothing does not end the polling.
     let early = dev.polling.load(Ordering::Relaxed) && start + DEFER_EARLY_NS < dev.poll_due();
     dev.last_poll.store(start, Ordering::Relaxed);
     let mut taken = 0;
@@ -395,9 +395,7 @@ pub(crate) fn idle_exit(cpu: &Cpu, found: bool) {
             unmask(cpu);
         }
     } else if found {
-        // Unmasked (the wait began so, or ended before the controller fired — it runs
-        // on another core), the interrupt would fire now for the events just taken.
-        mask(cpu);
+        // The interrupt is masked (`idle_enter`): the CPU polls on.
         dev.last_poll.store(cpu.now_ns(), Ordering::Relaxed);
         dev.polling.store(true, Ordering::Relaxed);
     }

@@ -382,20 +382,14 @@ pub(crate) fn idle_enter(cpu: &Cpu) {
 }
 
 /// The idle wait ended, having `found` events (dispatched by the caller): with the
-/// interrupt still masked, the CPU polls on as a pass that found events does — within
-/// `DEFER_NS`, at a switch or a one-shot (`Cpu::picked`); without NAPI, the interrupt
-/// is unmasked at once. A wait that found nothing (a timer, a signal — the poll's own
-/// one-shot among them) changes nothing: a thread picked next gets the interrupt
+/// interrupt still masked (`idle_enter`), the CPU polls on as a pass that found events
+/// does — within `DEFER_NS`, at a switch or a one-shot (`Cpu::picked`). Otherwise
+/// (nothing found, or no NAPI) nothing changes: a thread picked next gets the interrupt
 /// unmasked (`thread_picked`), and if none is, the next wait polls. Carrier only,
 /// preemption disabled.
 pub(crate) fn idle_exit(cpu: &Cpu, found: bool) {
     let dev = &cpu.net;
-    if !dev.napi {
-        if found {
-            unmask(cpu);
-        }
-    } else if found {
-        // The interrupt is masked (`idle_enter`): the CPU polls on.
+    if found && dev.napi {
         dev.last_poll.store(cpu.now_ns(), Ordering::Relaxed);
         dev.polling.store(true, Ordering::Relaxed);
     }
@@ -417,18 +411,11 @@ pub(crate) fn poll_by_interrupt(cpu: &Cpu) {
 /// fire racing with it raises the softirq once more, for a pass that may find nothing.
 fn mask(cpu: &Cpu) {
     let dev = &cpu.net;
-    if !dev.armed.swap(false, Ordering::SeqCst) {
-        return;
+    if dev.armed.swap(false, Ordering::SeqCst) {
+        // No events: the kernel adds only EPOLLERR and EPOLLHUP, which an epoll
+        // instance does not report.
+        set_line(cpu, 0);
     }
-    // No events: the kernel adds only EPOLLERR and EPOLLHUP, which an epoll instance
-    // does not report.
-    let _ = sys::epoll_ctl(
-        &dev.chip,
-        libc::EPOLL_CTL_MOD,
-        cpu.epoll.as_raw_fd(),
-        0,
-        cpu.id as u64,
-    );
 }
 
 /// A thread is about to run on `cpu`: it needs the device interrupt unmasked, unless
@@ -447,13 +434,17 @@ fn unmask(cpu: &Cpu) {
         return;
     }
     dev.armed.store(true, Ordering::SeqCst);
-    let token = cpu.id as u64;
+    set_line(cpu, oneshot());
+}
+
+/// Sets the events the controller's epoll instance watches `cpu`'s instance for.
+fn set_line(cpu: &Cpu, events: u32) {
     let _ = sys::epoll_ctl(
-        &dev.chip,
+        &cpu.net.chip,
         libc::EPOLL_CTL_MOD,
         cpu.epoll.as_raw_fd(),
-        oneshot(),
-        token,
+        events,
+        cpu.id as u64,
     );
 }
 

@@ -346,6 +346,9 @@ fn hardirq(cpu: &Cpu, uctx: *mut libc::ucontext_t, ipi: bool) {
     // `in_interrupt()` holds and `might_sleep` aborts here); irq_exit restores it.
     let interrupted = preempt::raw();
     preempt::set_raw(interrupted + preempt::HARDIRQ_OFFSET);
+    if !ipi {
+        tick::expired();
+    }
     let redirected = if !ipi && cpu.is_idle() {
         // Tickless idle (the idle loop leaves the device running into its wait): no
         // thread ran, nothing to account or learn.

@@ -13,18 +13,20 @@
 # for preempt at the default 1 ms tick and at a 100 µs tick (round-robin at priority 0),
 # and at 1 ms with the fair class (Builder::fair). All threads at the default priority.
 #
-# On a virtual machine one measurement of a few seconds varies by ±15 % from the next
-# (the host), so all servers run at once and ROUNDS rounds take every measurement of
-# every server in turn: the table shows medians, and each ratio is the median of the
-# ratios within a round (with their range). Host steal time over the run is printed
-# after the table: the hypervisor's stalls set a p99 by themselves when they take a
-# percent of the time.
+# On a virtual machine the host's speed drifts by ~20 % every few seconds, for tokio and
+# preempt alike, so all servers run at once and ROUNDS rounds take every measurement of
+# every server in turn, each DURATION long: the table shows medians, and each ratio is
+# the median of the ratios within a round (with their range). Short measurements keep
+# the two a ratio compares close in time: back-to-back pairs of 1 s gave ratios within
+# ±5 % of their median in 18 pairs of 20, where 3 s measurements 3–6 s apart strayed by
+# up to 20 %. Host steal time over the run is printed after the table: the hypervisor's
+# stalls set a p99 by themselves when they take a percent of the time.
 #
-#   bash benches/http_compare.sh      # 5 rounds of 3 s measurements (ROUNDS=, DURATION=)
+#   bash benches/http_compare.sh      # 11 rounds of 1 s measurements (ROUNDS=, DURATION=)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION="${DURATION:-3}"
-ROUNDS="${ROUNDS:-5}"
+DURATION="${DURATION:-1}"
+ROUNDS="${ROUNDS:-11}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --quiet --example http_hello --example tokio_hello
 BIN=target/release/examples
@@ -56,11 +58,12 @@ measure() { # server-pid connections url [hammer-url]
   local out hpid="" pid=$1 conns=$2 cpu0; shift 2
   cpu0=$(cpu_ns "$pid")
   if [ $# -gt 1 ]; then
-    taskset -c 1 wrk -t1 -c1 -d"$((DURATION + 2))s" "$2" >/dev/null 2>&1 & hpid=$!
+    # The hammer runs until the measurement is over (its -d is only a bound).
+    taskset -c 1 wrk -t1 -c1 -d"$((DURATION + 10))s" "$2" >/dev/null 2>&1 & hpid=$!
     sleep 0.5
   fi
   out=$(taskset -c 1 wrk -t1 -c"$conns" -d"${DURATION}s" --latency "$1")
-  [ -n "$hpid" ] && wait "$hpid"
+  if [ -n "$hpid" ]; then kill "$hpid" 2>/dev/null || true; wait "$hpid" 2>/dev/null || true; fi
   local rps p99 reqs cpu
   cpu=$(($(cpu_ns "$pid") - cpu0))
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")

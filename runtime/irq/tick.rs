@@ -38,7 +38,9 @@ static STOPPED: AtomicBool = AtomicBool::new(true);
 
 /// Whether the device's next expiry is a one-shot (a timer's deadline, a retry) rather
 /// than a period's: [`start`] keeps a one-shot, not a period. Written only by the
-/// carrier and its handler, which clears it at each expiry ([`expired`]).
+/// carrier and its handler, which clears it at each expiry ([`expired`]). (Under the
+/// `setitimer` fallback a forwarded expiry looks like a waker's and leaves it set:
+/// `start` then keeps the period's next expiry too, a tick early at worst.)
 static ONESHOT: AtomicBool = AtomicBool::new(false);
 
 /// The carrier's POSIX timer, if the default device is in use.

@@ -509,13 +509,16 @@ impl Cpu {
     /// are published for `next`.
     fn picked(&self, l: &mut CpuLocal, next: *const Task, now: u64) {
         self.start_slice(l, next, now);
-        self.follow_work(next, l.rq.len() as u64);
+        let mut restart = self.follow_work(next, l.rq.len() as u64);
         self.publish_queued(l, next);
         self.arm_slice_end(l);
         if !next.is_null() {
             net::thread_picked(self);
         }
-        self.arm_deferred_poll(next);
+        self.arm_deferred_poll(next, &mut restart);
+        if restart {
+            tick::start(self.tick_period());
+        }
     }
 
     /// The timer interrupt found the carrier idle (in its wait, or about to be, or just
@@ -556,16 +559,18 @@ impl Cpu {
     /// price: a thread that computes for the first time after short bursts keeps the
     /// CPU for up to a backstop period before a tick cuts it (its next pick restores
     /// the fine tick). Called at every pick; a change of period costs one
-    /// re-programming of the device.
-    fn follow_work(&self, next: *const Task, queued: u64) {
+    /// re-programming of the device. Returns whether the device must start the fine
+    /// period: the caller does, in one re-programming with the deferred poll's
+    /// one-shot if there is one ([`Cpu::arm_deferred_poll`]).
+    fn follow_work(&self, next: *const Task, queued: u64) -> bool {
         let fine = self.config.tick.as_nanos() as u64;
         if !self.config.ticks() || fine >= BACKSTOP_TICK_NS {
-            return; // the period never changes: nothing reads `computes_from`
+            return false; // the period never changes: nothing reads `computes_from`
         }
         // SAFETY: `next` (if any) was just picked: alive and ours.
         let Some(se) = unsafe { next.as_ref() }.map(|t| unsafe { t.se() }) else {
             self.computes_from.store(u64::MAX, Ordering::Relaxed);
-            return;
+            return false;
         };
         if !se.computes_for(fine) {
             let off = self.acct_offset.load(Ordering::Relaxed);
@@ -580,14 +585,12 @@ impl Cpu {
             {
                 self.tick_at_backstop();
             }
-            return;
+            return false;
         }
         self.computes_from.store(0, Ordering::Relaxed);
         self.fine_until
             .store(self.now_ns() + fine, Ordering::Relaxed);
-        if self.period.swap(fine, Ordering::Relaxed) != fine && !tick::is_stopped() {
-            tick::start(self.config.tick);
-        }
+        self.period.swap(fine, Ordering::Relaxed) != fine && !tick::is_stopped()
     }
 
     /// The timer interrupt found a running thread that did not need it: if no thread
@@ -623,7 +626,11 @@ impl Cpu {
     /// switch (`DEFER_NS`), and the timer interrupt leaves the poll to that switch until
     /// `DEFER_NS` after its pick (`poll_waits_until`) — if the tick runs: with the tick
     /// stopped, such a thread gets the interrupt unmasked instead.
-    fn arm_deferred_poll(&self, next: *const Task) {
+    ///
+    /// With `restart` (the fine period is to start: [`Cpu::follow_work`]) the poll's
+    /// one-shot and the period go to the device together, and `restart` is cleared: a
+    /// `/spin` handler's every pick made two re-programmings of 5–6 µs each here.
+    fn arm_deferred_poll(&self, next: *const Task, restart: &mut bool) {
         if !self.config.ticks() {
             return;
         }
@@ -651,7 +658,11 @@ impl Cpu {
         // `next` over and over.)
         if computes {
             if due > self.now_ns() {
-                self.arm_timer(due);
+                if std::mem::take(restart) {
+                    self.start_tick_by(due);
+                } else {
+                    self.arm_timer(due);
+                }
             }
         } else if tick::is_stopped() {
             // The CPU idled, or ran one thread: no tick backs the poll up should `next`
@@ -945,6 +956,23 @@ impl Cpu {
     /// and arms the next — a storm of one every ~20 µs (each costing about that much
     /// CPU here) through every non-preemptible section near a deadline.
     pub(crate) fn arm_timer(&self, deadline: u64) {
+        let (now, at) = self.oneshot_for(deadline);
+        if tick::fire_by(Duration::from_nanos(at - now), self.tick_period()) {
+            self.oneshot_at.store(at, Ordering::Relaxed);
+        }
+    }
+
+    /// [`Cpu::arm_timer`] as the periodic tick starts: one re-programming for both.
+    fn start_tick_by(&self, deadline: u64) {
+        let (now, at) = self.oneshot_for(deadline);
+        if tick::start_by(self.tick_period(), Duration::from_nanos(at - now)) {
+            self.oneshot_at.store(at, Ordering::Relaxed);
+        }
+    }
+
+    /// The time now and when a one-shot for `deadline` should fire: the timer advance
+    /// early, unless that is past ([`Cpu::arm_timer`]).
+    fn oneshot_for(&self, deadline: u64) -> (u64, u64) {
         let now = self.now_ns();
         let early = deadline.saturating_sub(self.timer_advance.load(Ordering::Relaxed));
         let at = if early > now {
@@ -952,9 +980,7 @@ impl Cpu {
         } else {
             deadline.max(now)
         };
-        if tick::fire_by(Duration::from_nanos(at - now), self.tick_period()) {
-            self.oneshot_at.store(at, Ordering::Relaxed);
-        }
+        (now, at)
     }
 
     /// The handler's first step: if this is the expiry of a one-shot programmed for a

@@ -457,6 +457,7 @@ fn tick_work(cpu: &Cpu, uctx: *mut libc::ucontext_t, raw: u32) -> bool {
             // A fair-class peer waits for the running thread's slice to end: the tick
             // keeps going, and an end before the next tick gets a one-shot. A thread
             // that does not compute needs only the backstop period.
+            cpu.fine_if_computing();
             cpu.relax_tick();
             cpu.arm_timer_before_next_tick();
             return false;

@@ -587,10 +587,41 @@ impl Cpu {
             }
             return false;
         }
+        let now = self.now_ns();
         self.computes_from.store(0, Ordering::Relaxed);
-        self.fine_until
-            .store(self.now_ns() + fine, Ordering::Relaxed);
-        self.period.swap(fine, Ordering::Relaxed) != fine && !tick::is_stopped()
+        self.fine_until.store(now + fine, Ordering::Relaxed);
+        if self.period.load(Ordering::Relaxed) == fine {
+            return false;
+        }
+        // The deferred poll's one-shot ends this turn within a tick (it gets one: the
+        // thread computes for longer than the poll may wait, `arm_deferred_poll`), and
+        // the batch of threads it wakes would have the device relax again: the period
+        // stays, should the turn go on past it, the handler starts the fine one
+        // (`Cpu::fine_if_computing`). A `/spin` handler's turns at 50 connections cost
+        // one re-programming each instead of two.
+        let due = self.net.poll_due();
+        if se.longest_burst() >= net::DEFER_NS && due > now && due - now <= fine {
+            return false;
+        }
+        self.period.store(fine, Ordering::Relaxed);
+        !tick::is_stopped()
+    }
+
+    /// The timer interrupt found a thread that computes running, at the backstop period
+    /// its pick left for the deferred poll's one-shot to end its turn
+    /// ([`Cpu::follow_work`]), with a thread queued: the turn went on past the poll,
+    /// and the fine period starts. ASYNC-SIGNAL-SAFE.
+    pub(crate) fn fine_if_computing(&self) {
+        let fine = self.config.tick.as_nanos() as u64;
+        if fine < BACKSTOP_TICK_NS
+            && self.period.load(Ordering::Relaxed) != fine
+            && self.now_ns() >= self.computes_from.load(Ordering::Relaxed)
+        {
+            self.period.store(fine, Ordering::Relaxed);
+            if !tick::is_stopped() {
+                tick::start(self.tick_period());
+            }
+        }
     }
 
     /// The timer interrupt found a running thread that did not need it: if no thread

@@ -545,8 +545,9 @@ impl Cpu {
     /// `/` at saturation made 0.72× tokio's requests/s, 0.93× at the 1 ms tick). So the
     /// device keeps the runtime's tick from the pick of a thread that computes — its
     /// current burst, or its average burst, reached a tick, or it has not blocked yet
-    /// (`SchedEntity::computes_for`) — through that thread's turn, and ticks at a
-    /// backstop period ([`BACKSTOP_TICK_NS`]) from the first tick after it that finds a
+    /// (`SchedEntity::computes_for`) — through that thread's turn (unless the deferred
+    /// poll's one-shot ends the turn within a tick: [`Cpu::fine_if_computing`] catches
+    /// a turn that goes on), and ticks at a backstop period ([`BACKSTOP_TICK_NS`]) from the first tick after it that finds a
     /// thread that does not compute (the handler relaxes it: [`Cpu::relax_tick`]), or
     /// from the pick after it of such a thread that, with the `queued` ones, will by
     /// their average bursts outlast a tick. Relaxed only a backstop period after the

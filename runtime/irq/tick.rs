@@ -140,32 +140,15 @@ fn set(value: Duration, interval: Duration) {
 /// tick: 2,400 interrupts a second, one per `/spin` turn, for nothing).
 /// ASYNC-SIGNAL-SAFE.
 pub(crate) fn start(period: Duration) {
-    start_by(period, period);
-}
-
-/// [`start`], with a one-shot after `delay` if that comes before the first expiry
-/// would; returns whether it does. One re-programming of the device.
-/// ASYNC-SIGNAL-SAFE.
-pub(crate) fn start_by(period: Duration, delay: Duration) -> bool {
     super::restart_tick_accounting();
     let kept = ONESHOT
         .load(Ordering::Relaxed)
         .then(remaining)
         .flatten()
         .filter(|&r| r < period);
-    let first = kept.unwrap_or(period);
-    let by = delay.max(Duration::from_micros(1)) < first;
-    ONESHOT.store(kept.is_some() || by, Ordering::Relaxed);
+    ONESHOT.store(kept.is_some(), Ordering::Relaxed);
     STOPPED.store(false, Ordering::SeqCst);
-    set(
-        if by {
-            delay.max(Duration::from_micros(1))
-        } else {
-            first
-        },
-        period,
-    );
-    by
+    set(kept.unwrap_or(period), period);
 }
 
 /// Stops the tick. ASYNC-SIGNAL-SAFE.

@@ -509,16 +509,13 @@ impl Cpu {
     /// are published for `next`.
     fn picked(&self, l: &mut CpuLocal, next: *const Task, now: u64) {
         self.start_slice(l, next, now);
-        let mut restart = self.follow_work(next, l.rq.len() as u64);
+        self.follow_work(next, l.rq.len() as u64);
         self.publish_queued(l, next);
         self.arm_slice_end(l);
         if !next.is_null() {
             net::thread_picked(self);
         }
-        self.arm_deferred_poll(next, &mut restart);
-        if restart {
-            tick::start(self.tick_period());
-        }
+        self.arm_deferred_poll(next);
     }
 
     /// The timer interrupt found the carrier idle (in its wait, or about to be, or just
@@ -546,32 +543,30 @@ impl Cpu {
     /// device keeps the runtime's tick from the pick of a thread that computes — its
     /// current burst, or its average burst, reached a tick, or it has not blocked yet
     /// (`SchedEntity::computes_for`) — through that thread's turn (unless the deferred
-    /// poll's one-shot ends the turn within a tick: [`Cpu::fine_if_computing`] catches
-    /// a turn that goes on), and ticks at a backstop period ([`BACKSTOP_TICK_NS`]) from the first tick after it that finds a
-    /// thread that does not compute (the handler relaxes it: [`Cpu::relax_tick`]), or
-    /// from the pick after it of such a thread that, with the `queued` ones, will by
-    /// their average bursts outlast a tick. Relaxed only a backstop period after the
-    /// last such pick, the device kept ticking through the batch of request handlers
-    /// that follows each turn of a `/spin` handler (the HTTP bench at 50 connections,
-    /// 100 µs tick: ~10,000 interrupts a second); relaxed at the first tick in the
-    /// batch, it took 6,000–9,000, and `/`'s p99 (medians of five interleaved rounds)
-    /// went from 0.93 ms to 0.65–1.0 ms in three runs; relaxed as the batch begins,
-    /// 0.58 ms (single rounds 0.47–0.72 ms, against 0.56–1.42 ms in the same run). The
-    /// price: a thread that computes for the first time after short bursts keeps the
-    /// CPU for up to a backstop period before a tick cuts it (its next pick restores
-    /// the fine tick). Called at every pick; a change of period costs one
-    /// re-programming of the device. Returns whether the device must start the fine
-    /// period: the caller does, in one re-programming with the deferred poll's
-    /// one-shot if there is one ([`Cpu::arm_deferred_poll`]).
-    fn follow_work(&self, next: *const Task, queued: u64) -> bool {
+    /// poll's one-shot ends the turn within a tick; [`Cpu::fine_if_computing`] catches a
+    /// turn that goes on), and ticks at a backstop period ([`BACKSTOP_TICK_NS`]) from
+    /// the first tick after it that finds a thread that does not compute (the handler
+    /// relaxes it: [`Cpu::relax_tick`]), or from the pick after it of such a thread
+    /// that, with the `queued` ones, will by their average bursts outlast a tick.
+    /// Relaxed only a backstop period after the last such pick, the device kept ticking
+    /// through the batch of request handlers that follows each turn of a `/spin`
+    /// handler (the HTTP bench at 50 connections, 100 µs tick: ~10,000 interrupts a
+    /// second); relaxed at the first tick in the batch, it took 6,000–9,000, and `/`'s
+    /// p99 (medians of five interleaved rounds) went from 0.93 ms to 0.65–1.0 ms in
+    /// three runs; relaxed as the batch begins, 0.58 ms (single rounds 0.47–0.72 ms,
+    /// against 0.56–1.42 ms in the same run). The price: a thread that computes for the
+    /// first time after short bursts keeps the CPU for up to a backstop period before a
+    /// tick cuts it (its next pick restores the fine tick). Called at every pick; a
+    /// change of period costs one re-programming of the device.
+    fn follow_work(&self, next: *const Task, queued: u64) {
         let fine = self.config.tick.as_nanos() as u64;
         if !self.config.ticks() || fine >= BACKSTOP_TICK_NS {
-            return false; // the period never changes: nothing reads `computes_from`
+            return; // the period never changes: nothing reads `computes_from`
         }
         // SAFETY: `next` (if any) was just picked: alive and ours.
         let Some(se) = unsafe { next.as_ref() }.map(|t| unsafe { t.se() }) else {
             self.computes_from.store(u64::MAX, Ordering::Relaxed);
-            return false;
+            return;
         };
         if !se.computes_for(fine) {
             let off = self.acct_offset.load(Ordering::Relaxed);
@@ -586,26 +581,28 @@ impl Cpu {
             {
                 self.tick_at_backstop();
             }
-            return false;
+            return;
         }
         let now = self.now_ns();
         self.computes_from.store(0, Ordering::Relaxed);
         self.fine_until.store(now + fine, Ordering::Relaxed);
         if self.period.load(Ordering::Relaxed) == fine {
-            return false;
+            return;
         }
         // The deferred poll's one-shot ends this turn within a tick (it gets one: the
         // thread computes for longer than the poll may wait, `arm_deferred_poll`), and
         // the batch of threads it wakes would have the device relax again: the period
         // stays, should the turn go on past it, the handler starts the fine one
         // (`Cpu::fine_if_computing`). A `/spin` handler's turns at 50 connections cost
-        // one re-programming each instead of two.
+        // one re-programming each instead of three.
         let due = self.net.poll_due();
         if se.longest_burst() >= net::DEFER_NS && due > now && due - now <= fine {
-            return false;
+            return;
         }
         self.period.store(fine, Ordering::Relaxed);
-        !tick::is_stopped()
+        if !tick::is_stopped() {
+            tick::start(self.config.tick);
+        }
     }
 
     /// The timer interrupt found a thread that computes running, at the backstop period
@@ -658,11 +655,7 @@ impl Cpu {
     /// switch (`DEFER_NS`), and the timer interrupt leaves the poll to that switch until
     /// `DEFER_NS` after its pick (`poll_waits_until`) — if the tick runs: with the tick
     /// stopped, such a thread gets the interrupt unmasked instead.
-    ///
-    /// With `restart` (the fine period is to start: [`Cpu::follow_work`]) the poll's
-    /// one-shot and the period go to the device together, and `restart` is cleared: a
-    /// `/spin` handler's every pick made two re-programmings of 5–6 µs each here.
-    fn arm_deferred_poll(&self, next: *const Task, restart: &mut bool) {
+    fn arm_deferred_poll(&self, next: *const Task) {
         if !self.config.ticks() {
             return;
         }
@@ -690,11 +683,7 @@ impl Cpu {
         // `next` over and over.)
         if computes {
             if due > self.now_ns() {
-                if std::mem::take(restart) {
-                    self.start_tick_by(due);
-                } else {
-                    self.arm_timer(due);
-                }
+                self.arm_timer(due);
             }
         } else if tick::is_stopped() {
             // The CPU idled, or ran one thread: no tick backs the poll up should `next`
@@ -988,23 +977,6 @@ impl Cpu {
     /// and arms the next — a storm of one every ~20 µs (each costing about that much
     /// CPU here) through every non-preemptible section near a deadline.
     pub(crate) fn arm_timer(&self, deadline: u64) {
-        let (now, at) = self.oneshot_for(deadline);
-        if tick::fire_by(Duration::from_nanos(at - now), self.tick_period()) {
-            self.oneshot_at.store(at, Ordering::Relaxed);
-        }
-    }
-
-    /// [`Cpu::arm_timer`] as the periodic tick starts: one re-programming for both.
-    fn start_tick_by(&self, deadline: u64) {
-        let (now, at) = self.oneshot_for(deadline);
-        if tick::start_by(self.tick_period(), Duration::from_nanos(at - now)) {
-            self.oneshot_at.store(at, Ordering::Relaxed);
-        }
-    }
-
-    /// The time now and when a one-shot for `deadline` should fire: the timer advance
-    /// early, unless that is past ([`Cpu::arm_timer`]).
-    fn oneshot_for(&self, deadline: u64) -> (u64, u64) {
         let now = self.now_ns();
         let early = deadline.saturating_sub(self.timer_advance.load(Ordering::Relaxed));
         let at = if early > now {
@@ -1012,7 +984,9 @@ impl Cpu {
         } else {
             deadline.max(now)
         };
-        (now, at)
+        if tick::fire_by(Duration::from_nanos(at - now), self.tick_period()) {
+            self.oneshot_at.store(at, Ordering::Relaxed);
+        }
     }
 
     /// The handler's first step: if this is the expiry of a one-shot programmed for a

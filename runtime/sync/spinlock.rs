@@ -205,7 +205,7 @@ impl<T: ?Sized> RawSpinLock<T> {
     }
 
     /// Like [`lock`](RawSpinLock::lock), also holding the soft irq mask
-    /// ([`irq::save`](crate::irq::save)): the kernel's `spin_lock_irqsave`, for data
+    /// ([`irq::save`]): the kernel's `spin_lock_irqsave`, for data
     /// that interrupt-context work touches too.
     #[inline]
     #[track_caller]

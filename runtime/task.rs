@@ -118,10 +118,11 @@ pub(crate) struct SchedEntity {
 }
 
 impl SchedEntity {
-    /// The longer of its current and its previous CPU burst: how long it tends to
-    /// compute before it blocks.
-    pub(crate) fn longest_burst(&self) -> u64 {
-        self.burst.max(self.prev_burst)
+    /// Whether it tends to compute for longer than the epoll device's deferred poll may
+    /// wait before it blocks: its current or its previous CPU burst did
+    /// ([`crate::io::device::DEFER_NS`]).
+    pub(crate) fn outlasts_deferred_poll(&self) -> bool {
+        self.burst.max(self.prev_burst) >= crate::io::device::DEFER_NS
     }
 
     /// Whether it computes for `threshold` ns at a time: its current burst has, or its

@@ -92,7 +92,7 @@ pub(crate) const BUDGET_EVENTS: u64 = 256;
 pub(crate) const BUDGET_NS: u64 = 200_000;
 /// The longest a busy CPU running a computing thread goes between polls in
 /// deferred-interrupt mode. A thread whose CPU bursts are shorter (run time between
-/// blocks, `SchedEntity::longest_burst`) gets no one-shot for the poll (its next block
+/// blocks, `SchedEntity::outlasts_deferred_poll`) gets no one-shot for the poll (its next block
 /// polls, or the tick): a one-shot per pass, each preempting
 /// a request handler about to block anyway, cost an HTTP server over a third of its
 /// throughput.

@@ -596,13 +596,10 @@ impl Cpu {
         // (`Cpu::fine_if_computing`). A `/spin` handler's turns at 50 connections cost
         // one re-programming each instead of three.
         let due = self.net.poll_due();
-        if se.longest_burst() >= net::DEFER_NS && due > now && due - now <= fine {
+        if se.outlasts_deferred_poll() && due > now && due - now <= fine {
             return;
         }
-        self.period.store(fine, Ordering::Relaxed);
-        if !tick::is_stopped() {
-            tick::start(self.config.tick);
-        }
+        self.set_period(fine);
     }
 
     /// The timer interrupt found a thread that computes running, at the backstop period
@@ -615,10 +612,7 @@ impl Cpu {
             && self.period.load(Ordering::Relaxed) != fine
             && self.now_ns() >= self.computes_from.load(Ordering::Relaxed)
         {
-            self.period.store(fine, Ordering::Relaxed);
-            if !tick::is_stopped() {
-                tick::start(self.tick_period());
-            }
+            self.set_period(fine);
         }
     }
 
@@ -641,7 +635,13 @@ impl Cpu {
     /// The device goes to the backstop period (one re-programming if it runs).
     /// ASYNC-SIGNAL-SAFE.
     fn tick_at_backstop(&self) {
-        self.period.store(BACKSTOP_TICK_NS, Ordering::Relaxed);
+        self.set_period(BACKSTOP_TICK_NS);
+    }
+
+    /// The device's period becomes `ns` (one re-programming if it runs).
+    /// ASYNC-SIGNAL-SAFE.
+    fn set_period(&self, ns: u64) {
+        self.period.store(ns, Ordering::Relaxed);
         if !tick::is_stopped() {
             tick::start(self.tick_period());
         }
@@ -661,7 +661,7 @@ impl Cpu {
         }
         // SAFETY: `next` (if any) was just picked: alive and ours.
         let se = unsafe { next.as_ref() }.map(|t| &*unsafe { t.se() });
-        let computes = se.is_some_and(|se| se.longest_burst() >= net::DEFER_NS);
+        let computes = se.is_some_and(|se| se.outlasts_deferred_poll());
         let waits_until = match se {
             Some(se) if !computes => {
                 let off = self.acct_offset.load(Ordering::Relaxed);

@@ -66,6 +66,12 @@ pub(crate) fn mutex_trylock_window() -> (usize, usize) {
 /// thread and its signal handlers.
 #[inline]
 pub(crate) unsafe fn count_add(word: *mut u32, v: u32) {
+    if cfg!(miri) {
+        // SAFETY: per the contract. (Miri runs no assembly, and delivers no signal
+        // that could split the update.)
+        unsafe { *word = (*word).wrapping_add(v) };
+        return;
+    }
     // SAFETY: per the contract; the routine only adds to the word.
     unsafe { preempt_count_add(word, v) }
 }
@@ -76,6 +82,13 @@ pub(crate) unsafe fn count_add(word: *mut u32, v: u32) {
 /// As for [`count_add`].
 #[inline]
 pub(crate) unsafe fn count_sub(word: *mut u32, v: u32) -> u32 {
+    if cfg!(miri) {
+        // SAFETY: as in `count_add`.
+        return unsafe {
+            *word = (*word).wrapping_sub(v);
+            *word
+        };
+    }
     // SAFETY: per the contract; the routine only subtracts from the word and reads it.
     unsafe { preempt_count_sub(word, v) }
 }
@@ -86,6 +99,11 @@ pub(crate) unsafe fn count_sub(word: *mut u32, v: u32) -> u32 {
 /// As for [`count_add`].
 #[inline]
 pub(crate) unsafe fn count_and(word: *mut u32, mask: u32) {
+    if cfg!(miri) {
+        // SAFETY: as in `count_add`.
+        unsafe { *word &= mask };
+        return;
+    }
     // SAFETY: per the contract; the routine only masks the word.
     unsafe { preempt_count_and(word, mask) }
 }

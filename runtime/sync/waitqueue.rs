@@ -353,3 +353,96 @@ unsafe fn take(l: &mut List, n: *const Node, token: usize) -> Waking {
         Waking(Some(sleeper), n as usize)
     }
 }
+
+/// The list's pointer handling and the wait protocol for plain OS threads, also run
+/// under Miri (`.ci/run`); `tests/loom_sync.rs` explores the interleavings.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// The calling (OS) thread's node, at `prio`.
+    fn node(prio: u8) -> Node {
+        Node {
+            prio: Priority::new(prio),
+            ..Node::new()
+        }
+    }
+
+    #[test]
+    fn notifiers_take_waiters_by_priority_then_arrival() {
+        let q = WaitQueue::new();
+        let nodes = [node(0), node(5), node(5), node(1), node(0)];
+        for n in &nodes {
+            // SAFETY: under the lock; the nodes outlive the queue's use of them.
+            unsafe { insert(&mut q.list.lock(), n) };
+        }
+        // The last one gives up, as a waiter that times out does.
+        // SAFETY: under the lock; the node is queued.
+        unsafe { unlink(&mut q.list.lock(), &nodes[4]) };
+        let mut token = 1;
+        while let Some(w) = q.notify_one(token) {
+            drop(w); // its owner is this thread, not asleep
+            token += 1;
+        }
+        let order: Vec<_> = nodes
+            .iter()
+            .map(|n| n.notified.load(Ordering::SeqCst).then(|| n.token()))
+            .collect();
+        assert_eq!(order, [Some(4), Some(1), Some(2), Some(3), None]);
+        assert!(nodes.iter().all(|n| !n.queued.get()));
+    }
+
+    #[test]
+    fn a_sleeping_thread_wakes_with_its_notifiers_token() {
+        let q = Arc::new(WaitQueue::new());
+        let sleeper = {
+            let q = q.clone();
+            std::thread::spawn(move || q.sleep((), None))
+        };
+        while !q.has_waiters() {
+            std::thread::yield_now();
+        }
+        q.notify_one(42).expect("the sleeper is queued").wake();
+        assert_eq!(sleeper.join().unwrap(), (Wake::Notified, 42));
+        assert!(!q.has_waiters());
+    }
+
+    #[test]
+    fn a_waiter_that_times_out_leaves_the_queue() {
+        let q = WaitQueue::new();
+        let (wake, _) = q.sleep((), Some(Instant::now() + Duration::from_millis(1)));
+        assert_eq!(wake, Wake::TimedOut);
+        assert!(!q.has_waiters());
+        assert!(q.notify_one(1).is_none());
+    }
+
+    #[test]
+    fn a_notification_racing_a_timeout_is_either_received_or_never_made() {
+        let q = Arc::new(WaitQueue::new());
+        let gone = Arc::new(AtomicBool::new(false));
+        let notifier = {
+            let (q, gone) = (q.clone(), gone.clone());
+            std::thread::spawn(move || {
+                loop {
+                    if let Some(w) = q.notify_one(7) {
+                        w.wake();
+                        return true;
+                    }
+                    if gone.load(Ordering::SeqCst) {
+                        return false;
+                    }
+                    std::thread::yield_now();
+                }
+            })
+        };
+        let (wake, token) = q.sleep((), Some(Instant::now() + Duration::from_millis(2)));
+        gone.store(true, Ordering::SeqCst);
+        let notified = notifier.join().unwrap();
+        assert_eq!(wake == Wake::Notified, notified);
+        if notified {
+            assert_eq!(token, 7);
+        }
+        assert!(!q.has_waiters());
+    }
+}

@@ -65,6 +65,8 @@ pub(crate) struct Stack {
     base: *mut u8,
     /// Length of the mapping, guard page included.
     len: usize,
+    /// Its id with Valgrind, if the process runs under it (0 otherwise).
+    valgrind_id: u64,
 }
 
 // SAFETY: a Stack is a uniquely owned memory range; moving ownership between threads
@@ -78,9 +80,15 @@ impl Stack {
         let page = sys::page_size();
         let len = size + page;
         let base = sys::map_anonymous(len).map_err(|e| map_error(e, size, "mmap"))?;
-        let stack = Stack { base, len };
+        let mut stack = Stack {
+            base,
+            len,
+            valgrind_id: 0,
+        };
         // SAFETY: the first page of our own fresh mapping; nothing references it.
         unsafe { sys::protect_none(base, page) }.map_err(|e| map_error(e, size, "mprotect"))?;
+        stack.valgrind_id =
+            crate::arch::valgrind_stack_register(base as usize + page, stack.top() as usize);
         Ok(stack)
     }
 
@@ -102,6 +110,7 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        crate::arch::valgrind_stack_deregister(self.valgrind_id);
         // SAFETY: we own the mapping and nothing runs on it any more (a running thread's
         // stack is never dropped: the scheduler releases it after switching away).
         unsafe { sys::unmap(self.base, self.len) }

@@ -10,7 +10,9 @@
 //! * [`switch`] — save the running thread into one `Context`, resume another;
 //! * [`count_add`], [`count_sub`], [`count_and`] — update `preempt_count` with one
 //!   instruction each, so the timer interrupt never lands inside an update;
-//! * [`cycles`] — the time-stamp counter, for the scheduler's accounting clock.
+//! * [`cycles`] — the time-stamp counter, for the scheduler's accounting clock;
+//! * [`valgrind_stack_register`], [`valgrind_stack_deregister`] — tell Valgrind where
+//!   the green threads' stacks are, if it runs the process.
 
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
@@ -18,7 +20,7 @@ mod x86_64;
 pub(crate) use x86_64::{
     Context, FRAME_SIZE, STUB_RSP_DROP, STUB_XSAVE_RESERVE, StubReturn, check_async_preemption,
     count_add, count_and, count_sub, cycles, init_stack, irq_stub, irq_stub_return,
-    mutex_trylock_window, switch,
+    mutex_trylock_window, switch, valgrind_stack_deregister, valgrind_stack_register,
 };
 
 #[cfg(all(target_arch = "x86_64", not(loom)))]

@@ -12,6 +12,7 @@ global_asm!(include_str!("../../asm/x86_64/switch.s"), options(raw));
 global_asm!(include_str!("../../asm/x86_64/preempt.s"), options(raw));
 global_asm!(include_str!("../../asm/x86_64/count.s"), options(raw));
 global_asm!(include_str!("../../asm/x86_64/mutex.s"), options(raw));
+global_asm!(include_str!("../../asm/x86_64/valgrind.s"), options(raw));
 
 unsafe extern "sysv64" {
     fn preempt_switch(from: *mut Context, to: *const Context);
@@ -26,6 +27,7 @@ unsafe extern "sysv64" {
         owner_slot: *mut *const (),
         owner: *const (),
     ) -> u32;
+    fn preempt_valgrind_request(args: *const [u64; 6], dflt: u64) -> u64;
     static preempt_mutex_trylock_end: u8;
     static preempt_irq_stub_return: u8;
     static preempt_irq_stub_checked: u8;
@@ -106,6 +108,35 @@ pub(crate) unsafe fn count_and(word: *mut u32, mask: u32) {
     }
     // SAFETY: per the contract; the routine only masks the word.
     unsafe { preempt_count_and(word, mask) }
+}
+
+/// Valgrind's `VG_USERREQ__STACK_REGISTER` and `VG_USERREQ__STACK_DEREGISTER`
+/// (valgrind.h: `'S' << 8 | 1`, `| 2`).
+const VG_STACK_REGISTER: u64 = 0x1501;
+const VG_STACK_DEREGISTER: u64 = 0x1502;
+
+/// Tells Valgrind, if the process runs under it, that `[low, high)` is a stack, and
+/// returns its id for [`valgrind_stack_deregister`]; natively 0, for a few cycles
+/// (`asm/x86_64/valgrind.s`). Without it memcheck takes a switch of `rsp` between two
+/// stacks closer than its `--max-stackframe` for a huge frame, and reports the
+/// carrier's own thread-locals as below the stack pointer.
+pub(crate) fn valgrind_stack_register(low: usize, high: usize) -> u64 {
+    if cfg!(miri) {
+        return 0;
+    }
+    let args = [VG_STACK_REGISTER, low as u64, high as u64, 0, 0, 0];
+    // SAFETY: the routine reads the six words and touches nothing else.
+    unsafe { preempt_valgrind_request(&args, 0) }
+}
+
+/// Tells Valgrind that the stack registered as `id` is gone (natively a no-op).
+pub(crate) fn valgrind_stack_deregister(id: u64) {
+    if cfg!(miri) {
+        return;
+    }
+    let args = [VG_STACK_DEREGISTER, id, 0, 0, 0, 0];
+    // SAFETY: as in `valgrind_stack_register`.
+    unsafe { preempt_valgrind_request(&args, 0) };
 }
 
 /// Bytes the handler moves RSP down before redirecting to the stub: the 128-byte red

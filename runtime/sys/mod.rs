@@ -213,37 +213,40 @@ pub(crate) fn epoll_wait_ns(
     events: &mut [libc::epoll_event],
     timeout: Option<Duration>,
 ) -> io::Result<usize> {
-    let ts = timeout.map(timespec);
-    let tsp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const _);
-    // SAFETY: events is a live buffer of the given length, tsp null or a live timespec.
-    let n = cvt(unsafe {
-        libc::epoll_pwait2(
-            ep.as_raw_fd(),
-            events.as_mut_ptr(),
-            events.len() as libc::c_int,
-            tsp,
-            std::ptr::null(),
-        )
-    });
-    match n {
-        Ok(n) => Ok(n as usize),
-        // Kernels before 5.11: whole milliseconds, rounded up so we never wake early.
-        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
-            let ms = timeout.map_or(-1, |d| {
-                d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
-            });
-            // SAFETY: as above.
-            let n = cvt(unsafe {
-                libc::epoll_wait(ep.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, ms)
-            })?;
-            Ok(n as usize)
+    // Set once `epoll_pwait2` said ENOSYS (kernels before 5.11, or Valgrind): every
+    // softirq pass and idle wait would otherwise make that call first. (std's atomic:
+    // a process-wide fact, in no protocol the loom models check.)
+    static NO_PWAIT2: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !NO_PWAIT2.load(std::sync::atomic::Ordering::Relaxed) {
+        let ts = timeout.map(timespec);
+        let tsp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const _);
+        // SAFETY: events is a live buffer of the given length, tsp null or a live timespec.
+        match cvt(unsafe {
+            libc::epoll_pwait2(
+                ep.as_raw_fd(),
+                events.as_mut_ptr(),
+                events.len() as libc::c_int,
+                tsp,
+                std::ptr::null(),
+            )
+        }) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                NO_PWAIT2.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            n => return n.map(|n| n as usize),
         }
-        Err(e) => Err(e),
     }
+    // Whole milliseconds, rounded up so we never wake early.
+    let ms = timeout.map_or(-1, |d| {
+        d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
+    });
+    // SAFETY: events is a live buffer of the given length.
+    let n = cvt(unsafe {
+        libc::epoll_wait(ep.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, ms)
+    })?;
+    Ok(n as usize)
 }
 
-/// Asks the kernel for 1 ns timer slack on the calling thread, so timed waits wake
-/// when asked rather than up to 50 µs later.
 /// The calling thread's CPU time in ns: time it ran, which the kernel of a virtual
 /// machine counts without the time the hypervisor stole (steal-time accounting).
 /// ASYNC-SIGNAL-SAFE.
@@ -257,6 +260,8 @@ pub(crate) fn thread_cpu_time_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Asks the kernel for 1 ns timer slack on the calling thread, so timed waits wake
+/// when asked rather than up to 50 µs later.
 pub(crate) fn set_timer_slack_min() {
     // SAFETY: PR_SET_TIMERSLACK takes an integer argument; no memory is touched.
     let _ = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };

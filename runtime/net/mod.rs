@@ -89,7 +89,9 @@ fn socket(addr: &SocketAddr, ty: libc::c_int) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Sets the timeouts of `fd` and reads them back, for the std-like accessors.
+/// The std-like accessors every socket type shares: its timeouts, its blocking mode, its
+/// pending error and its local address (`SocketAddr` as named where it expands: an IP
+/// or a Unix-domain address).
 macro_rules! timeouts_and_mode {
     () => {
         /// Sets the read timeout (`None`: wait forever); a read that waits longer fails
@@ -143,6 +145,21 @@ macro_rules! timeouts_and_mode {
             self.fd.get_ref().take_error()
         }
 
+        /// The local address.
+        ///
+        /// # Errors
+        /// The OS error.
+        pub fn local_addr(&self) -> io::Result<SocketAddr> {
+            self.fd.get_ref().local_addr()
+        }
+    };
+}
+
+pub(crate) use timeouts_and_mode;
+
+/// The IP time-to-live accessors of the IP socket types.
+macro_rules! ttl {
+    () => {
         /// Sets the IP time-to-live.
         ///
         /// # Errors
@@ -158,17 +175,10 @@ macro_rules! timeouts_and_mode {
         pub fn ttl(&self) -> io::Result<u32> {
             self.fd.get_ref().ttl()
         }
-
-        /// The local address.
-        ///
-        /// # Errors
-        /// The OS error.
-        pub fn local_addr(&self) -> io::Result<SocketAddr> {
-            self.fd.get_ref().local_addr()
-        }
     };
 }
 
+/// `AsFd` and `AsRawFd` for a socket type wrapping an `Fd`.
 macro_rules! fd_traits {
     ($t:ty) => {
         impl AsFd for $t {
@@ -183,6 +193,7 @@ macro_rules! fd_traits {
         }
     };
 }
+pub(crate) use fd_traits;
 
 /// A TCP listener (std's [`std::net::TcpListener`]); `accept` parks the green thread.
 #[derive(Debug)]
@@ -246,6 +257,7 @@ impl TcpListener {
     }
 
     timeouts_and_mode!();
+    ttl!();
 }
 
 fd_traits!(TcpListener);
@@ -380,6 +392,7 @@ impl TcpStream {
     }
 
     timeouts_and_mode!();
+    ttl!();
 }
 
 fd_traits!(TcpStream);
@@ -550,6 +563,7 @@ impl UdpSocket {
     }
 
     timeouts_and_mode!();
+    ttl!();
 }
 
 fd_traits!(UdpSocket);

@@ -7,6 +7,7 @@
 
 use crate::io::Fd;
 use crate::io::reactor::{READ, WRITE};
+use crate::net::{fd_traits, timeouts_and_mode};
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -46,14 +47,6 @@ impl UnixStream {
         Ok(UnixStream { fd: Fd::new(s)? })
     }
 
-    /// The local address.
-    ///
-    /// # Errors
-    /// The OS error.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.fd.get_ref().local_addr()
-    }
-
     /// The peer's address.
     ///
     /// # Errors
@@ -70,46 +63,7 @@ impl UnixStream {
         self.fd.get_ref().shutdown(how)
     }
 
-    /// Sets the read timeout (`None`: forever); see [`crate::net::TcpStream`].
-    ///
-    /// # Errors
-    /// `InvalidInput` for a zero duration.
-    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.fd.set_read_timeout(dur)
-    }
-
-    /// Sets the write timeout.
-    ///
-    /// # Errors
-    /// `InvalidInput` for a zero duration.
-    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.fd.set_write_timeout(dur)
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    /// None today; `io::Result` for `std`'s signature.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.fd.timeout(READ))
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    /// None today; `io::Result` for `std`'s signature.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.fd.timeout(WRITE))
-    }
-
-    /// Non-blocking mode: `WouldBlock` instead of parking.
-    ///
-    /// # Errors
-    /// None today; `io::Result` for `std`'s signature.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.fd.set_nonblocking(nonblocking);
-        Ok(())
-    }
+    timeouts_and_mode!();
 }
 
 impl Read for &UnixStream {
@@ -143,17 +97,7 @@ impl Write for UnixStream {
     }
 }
 
-impl AsFd for UnixStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl AsRawFd for UnixStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
+fd_traits!(UnixStream);
 
 /// A Unix-domain listener; `accept` parks the green thread.
 #[derive(Debug)]
@@ -190,8 +134,4 @@ impl UnixListener {
     }
 }
 
-impl AsFd for UnixListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
+fd_traits!(UnixListener);

@@ -92,7 +92,7 @@ fn socket(addr: &SocketAddr, ty: libc::c_int) -> io::Result<OwnedFd> {
 /// The std-like accessors every socket type shares: its timeouts, its blocking mode, its
 /// pending error and its local address (`SocketAddr` as named where it expands: an IP
 /// or a Unix-domain address).
-macro_rules! timeouts_and_mode {
+macro_rules! socket_accessors {
     () => {
         /// Sets the read timeout (`None`: wait forever); a read that waits longer fails
         /// with `ErrorKind::TimedOut`.
@@ -155,7 +155,7 @@ macro_rules! timeouts_and_mode {
     };
 }
 
-pub(crate) use timeouts_and_mode;
+pub(crate) use socket_accessors;
 
 /// The IP time-to-live accessors of the IP socket types.
 macro_rules! ttl {
@@ -256,7 +256,7 @@ impl TcpListener {
         TcpListener::from_std(self.fd.get_ref().try_clone()?)
     }
 
-    timeouts_and_mode!();
+    socket_accessors!();
     ttl!();
 }
 
@@ -391,7 +391,7 @@ impl TcpStream {
         self.fd.close();
     }
 
-    timeouts_and_mode!();
+    socket_accessors!();
     ttl!();
 }
 
@@ -562,7 +562,7 @@ impl UdpSocket {
         })
     }
 
-    timeouts_and_mode!();
+    socket_accessors!();
     ttl!();
 }
 

@@ -216,8 +216,9 @@ pub(crate) fn epoll_wait_ns(
     // Set once `epoll_pwait2` said ENOSYS (kernels before 5.11, or Valgrind): every
     // softirq pass and idle wait would otherwise make that call first. (std's atomic:
     // a process-wide fact, in no protocol the loom models check.)
-    static NO_PWAIT2: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !NO_PWAIT2.load(std::sync::atomic::Ordering::Relaxed) {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    static NO_PWAIT2: AtomicBool = AtomicBool::new(false);
+    if !NO_PWAIT2.load(Relaxed) {
         let ts = timeout.map(timespec);
         let tsp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const _);
         // SAFETY: events is a live buffer of the given length, tsp null or a live timespec.
@@ -231,7 +232,7 @@ pub(crate) fn epoll_wait_ns(
             )
         }) {
             Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
-                NO_PWAIT2.store(true, std::sync::atomic::Ordering::Relaxed);
+                NO_PWAIT2.store(true, Relaxed);
             }
             n => return n.map(|n| n as usize),
         }

@@ -7,7 +7,7 @@
 
 use crate::io::Fd;
 use crate::io::reactor::{READ, WRITE};
-use crate::net::{fd_traits, timeouts_and_mode};
+use crate::net::{fd_traits, socket_accessors};
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -63,7 +63,7 @@ impl UnixStream {
         self.fd.get_ref().shutdown(how)
     }
 
-    timeouts_and_mode!();
+    socket_accessors!();
 }
 
 impl Read for &UnixStream {
